@@ -1,0 +1,11 @@
+"""minigrad: a small reverse-mode automatic differentiation engine over numpy."""
+from . import nn, optim, viz
+from .context import current_scope, enable_grad, is_grad_enabled, no_grad, scope
+from .gradcheck import GradcheckError, gradcheck
+from .ops import (add, concat, divide, exp, getitem, log, matmul, mean, multiply, negative,
+                  power, relu, reshape, sigmoid, softplus, stack, subtract, sum, tanh,
+                  transpose)
+from .serialization import load, save
+from .tensor import Tensor
+
+__version__ = "0.1.0"

@@ -1,0 +1,529 @@
+"""The op table: every primitive the graph is made of, each with its gradient beside it.
+
+An op is a small class. ``forward`` takes numpy arrays and returns one array, saving on
+``self`` only what ``backward`` needs. ``backward(grad)`` takes the gradient of the output
+and returns one gradient per input (None where that input needs none); it never changes
+``grad`` in place, because the same array may be handed to several ops. The class name,
+lower-cased, is the op's label in errors and in the graph drawing.
+
+Broadcasting is undone in one place, ``unbroadcast``; no op repeats that rule.
+"""
+import numpy as np
+
+from .context import _state
+from .tensor import Tensor
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` back down to ``shape``, undoing numpy broadcasting.
+
+    Broadcasting prepends dimensions and stretches size-1 ones; an input used that way
+    contributed to every stretched position, so its gradient is the sum over them.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    stretched = tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
+    return grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
+
+
+def _stable_sigmoid(x):
+    """1 / (1 + exp(-x)) as tanh(x/2)/2 + 1/2: no overflow for any x, one dtype throughout."""
+    y = np.tanh(x * 0.5)
+    y *= 0.5
+    y += 0.5
+    return y
+
+
+class Op:
+    """Base of every op. Calling an op instance on Tensors runs it and records it."""
+
+    __slots__ = ("inputs",)
+    label = "op"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.label = cls.__name__.lower()
+
+    def __call__(self, *inputs):
+        try:
+            out = self.forward(*[t.data for t in inputs])
+        except ValueError as err:
+            shapes = " and ".join(str(t.shape) for t in inputs)
+            raise ValueError(f"{self.label}: incompatible shapes {shapes}: {err}") from None
+        if _state.grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    self.inputs = inputs
+                    return Tensor._from_op(out, self)
+        return Tensor._from_op(out, None)
+
+    def detail(self):
+        """Parameters worth showing next to the label in a drawing ('' if none)."""
+        return ""
+
+    def __repr__(self):
+        detail = self.detail()
+        return f"<op {self.label}{' ' + detail if detail else ''}>"
+
+
+# -- elementwise arithmetic (numpy broadcasting) ----------------------------------------
+
+class Add(Op):
+    __slots__ = ()
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return unbroadcast(grad, a.data.shape), unbroadcast(grad, b.data.shape)
+
+
+class Subtract(Op):
+    __slots__ = ()
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return (unbroadcast(grad, a.data.shape),
+                unbroadcast(-grad, b.data.shape) if b.requires_grad else None)
+
+
+class Multiply(Op):
+    __slots__ = ()
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return (unbroadcast(grad * b.data, a.data.shape) if a.requires_grad else None,
+                unbroadcast(grad * a.data, b.data.shape) if b.requires_grad else None)
+
+
+class Divide(Op):
+    __slots__ = ()
+
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, grad):
+        a, b = self.inputs
+        grad_a = grad / b.data
+        return (unbroadcast(grad_a, a.data.shape),
+                unbroadcast(-grad_a * a.data / b.data, b.data.shape) if b.requires_grad else None)
+
+
+class Power(Op):
+    """a ** b; the gradient for b uses log(a), so it is nan where a < 0 (as in PyTorch)."""
+
+    __slots__ = ("out",)
+
+    def forward(self, a, b):
+        self.out = a ** b
+        return self.out
+
+    def backward(self, grad):
+        a, b = self.inputs
+        grad_a = grad_b = None
+        if a.requires_grad:
+            grad_a = unbroadcast(grad * b.data * a.data ** (b.data - 1), a.data.shape)
+        if b.requires_grad:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad_b = unbroadcast(grad * self.out * np.log(a.data), b.data.shape)
+        return grad_a, grad_b
+
+
+class Matmul(Op):
+    """numpy's matmul: 1-D operands are promoted to matrices, leading dims broadcast."""
+
+    __slots__ = ()
+
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, grad):
+        a, b = self.inputs[0].data, self.inputs[1].data
+        if a.ndim == 1 and b.ndim == 1:  # dot product: grad is a scalar
+            return grad * b, grad * a
+        # Promote 1-D operands the way matmul did, so one matrix rule covers every case.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            grad = np.expand_dims(grad, -2)
+        if b.ndim == 1:
+            grad = np.expand_dims(grad, -1)
+        grad_a = grad_b = None
+        if self.inputs[0].requires_grad:
+            grad_a = unbroadcast(grad @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if self.inputs[1].requires_grad:
+            grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ grad, b2.shape).reshape(b.shape)
+        return grad_a, grad_b
+
+
+# -- elementwise functions --------------------------------------------------------------
+
+class Negative(Op):
+    __slots__ = ()
+
+    def forward(self, a):
+        return -a
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class Exp(Op):
+    __slots__ = ("out",)
+
+    def forward(self, a):
+        self.out = np.exp(a)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * self.out,)
+
+
+class Log(Op):
+    __slots__ = ()
+
+    def forward(self, a):
+        return np.log(a)
+
+    def backward(self, grad):
+        return (grad / self.inputs[0].data,)
+
+
+class Sigmoid(Op):
+    """Keeps its output: d sigmoid = y (1 - y), no second exp in backward."""
+
+    __slots__ = ("out",)
+
+    def forward(self, a):
+        self.out = _stable_sigmoid(a)
+        return self.out
+
+    def backward(self, grad):
+        y = self.out
+        return (grad * y * (1 - y),)
+
+
+class Tanh(Op):
+    """Keeps its output: d tanh = 1 - y^2."""
+
+    __slots__ = ("out",)
+
+    def forward(self, a):
+        self.out = np.tanh(a)
+        return self.out
+
+    def backward(self, grad):
+        y = self.out
+        return (grad * (1 - y * y),)
+
+
+class Relu(Op):
+    __slots__ = ()
+
+    def forward(self, a):
+        return np.maximum(a, 0)
+
+    def backward(self, grad):
+        return (grad * (self.inputs[0].data > 0),)
+
+
+class Softplus(Op):
+    """log(1 + exp(a)) computed as logaddexp(0, a): finite for any a, so losses built
+    on it (binary cross-entropy with logits) never overflow."""
+
+    __slots__ = ()
+
+    def forward(self, a):
+        return np.logaddexp(0, a)
+
+    def backward(self, grad):
+        return (grad * _stable_sigmoid(self.inputs[0].data),)
+
+
+# -- reductions and shape ops -----------------------------------------------------------
+
+def _normalize_axes(axis, ndim):
+    """A sorted tuple of non-negative axes (all of them for None)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(sorted(ax % ndim for ax in axes))  # forward already rejected bad axes
+
+
+class Sum(Op):
+    __slots__ = ("axis", "keepdims")
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis = tuple(axis) if isinstance(axis, list) else axis
+        self.keepdims = keepdims
+
+    def forward(self, a):
+        return np.asarray(a.sum(axis=self.axis, keepdims=self.keepdims))
+
+    def backward(self, grad):
+        shape = self.inputs[0].data.shape
+        if not self.keepdims:
+            grad = np.expand_dims(grad, _normalize_axes(self.axis, len(shape)))
+        return (np.broadcast_to(grad, shape),)
+
+    def detail(self):
+        return "" if self.axis is None else f"axis={self.axis}"
+
+
+class Mean(Sum):
+    __slots__ = ()
+
+    def forward(self, a):
+        return np.asarray(a.mean(axis=self.axis, keepdims=self.keepdims))
+
+    def backward(self, grad):
+        shape = self.inputs[0].data.shape
+        count = np.prod([shape[i] for i in _normalize_axes(self.axis, len(shape))], dtype=int)
+        return super().backward(grad / count)
+
+
+class Reshape(Op):
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, a):
+        return a.reshape(self.shape)
+
+    def backward(self, grad):
+        return (grad.reshape(self.inputs[0].data.shape),)
+
+    def detail(self):
+        return str(self.shape)
+
+
+class Transpose(Op):
+    __slots__ = ("axes",)
+
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def forward(self, a):
+        return np.transpose(a, self.axes)
+
+    def backward(self, grad):
+        axes = self.axes
+        if axes is None:
+            return (np.transpose(grad),)
+        return (np.transpose(grad, np.argsort([ax % grad.ndim for ax in axes])),)
+
+    def detail(self):
+        return "" if self.axes is None else str(tuple(self.axes))
+
+
+def _is_basic_index(index):
+    return all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in index)
+
+
+def _format_index(index):
+    def one(i):
+        if isinstance(i, slice):
+            text = f"{'' if i.start is None else i.start}:{'' if i.stop is None else i.stop}"
+            return text + (f":{i.step}" if i.step is not None else "")
+        return "..." if i is Ellipsis else "array" if isinstance(i, (list, np.ndarray)) else str(i)
+    return "[" + ", ".join(one(i) for i in index) + "]"
+
+
+class Slice(Op):
+    """``t[index]``. The gradient is zero outside the selected part; for integer-array
+    indices that select a position twice, the contributions are added (np.add.at)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index):
+        index = index if isinstance(index, tuple) else (index,)
+        self.index = tuple(i.data.astype(np.intp) if isinstance(i, Tensor) else i for i in index)
+
+    def forward(self, a):
+        return a[self.index]
+
+    def backward(self, grad):
+        full = np.zeros_like(self.inputs[0].data)
+        if _is_basic_index(self.index):
+            full[self.index] = grad
+        else:
+            np.add.at(full, self.index, grad)
+        return (full,)
+
+    def detail(self):
+        return _format_index(self.index)
+
+
+class Concat(Op):
+    """Joins inputs along an axis; the gradient is split back at the same boundaries."""
+
+    __slots__ = ("axis",)
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        return np.concatenate(arrays, axis=self.axis)
+
+    def backward(self, grad):
+        boundaries = np.cumsum([t.data.shape[self.axis] for t in self.inputs[:-1]])
+        return tuple(np.split(grad, boundaries, axis=self.axis))
+
+    def detail(self):
+        return f"axis={self.axis}"
+
+
+class Stack(Op):
+    __slots__ = ("axis",)
+
+    def __init__(self, axis=0):
+        self.axis = axis
+
+    def forward(self, *arrays):
+        return np.stack(arrays, axis=self.axis)
+
+    def backward(self, grad):
+        moved = np.moveaxis(grad, self.axis, 0)
+        return tuple(moved[i] for i in range(len(self.inputs)))
+
+    def detail(self):
+        return f"axis={self.axis}"
+
+
+# -- the functional API: convert operands, call the op -----------------------------------
+
+def _lift(x, like):
+    """Make a non-Tensor operand a constant Tensor.
+
+    Python numbers and integer arrays take the dtype of the Tensor they meet, so
+    ``x32 * 0.5`` stays float32 (as in PyTorch); float arrays keep their own dtype.
+    """
+    if isinstance(x, Tensor):
+        return x
+    array = np.asarray(x)
+    if like is not None and array.dtype.kind in "biuf" and (array.ndim == 0 or array.dtype.kind != "f"):
+        array = array.astype(like.data.dtype)
+    return Tensor(array)
+
+
+def _operands(a, b):
+    if isinstance(a, Tensor):
+        return a, _lift(b, a)
+    b = _lift(b, None)
+    return _lift(a, b), b
+
+
+def add(a, b):
+    """a + b with numpy broadcasting."""
+    return Add()(*_operands(a, b))
+
+
+def subtract(a, b):
+    """a - b with numpy broadcasting."""
+    return Subtract()(*_operands(a, b))
+
+
+def multiply(a, b):
+    """a * b (elementwise) with numpy broadcasting."""
+    return Multiply()(*_operands(a, b))
+
+
+def divide(a, b):
+    """a / b with numpy broadcasting."""
+    return Divide()(*_operands(a, b))
+
+
+def power(a, b):
+    """a ** b with numpy broadcasting."""
+    return Power()(*_operands(a, b))
+
+
+def matmul(a, b):
+    """a @ b with numpy's rules (1-D promotion, batched leading dims)."""
+    return Matmul()(*_operands(a, b))
+
+
+def negative(x):
+    return Negative()(_lift(x, None))
+
+
+def exp(x):
+    return Exp()(_lift(x, None))
+
+
+def log(x):
+    return Log()(_lift(x, None))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), computed without overflow."""
+    return Sigmoid()(_lift(x, None))
+
+
+def tanh(x):
+    return Tanh()(_lift(x, None))
+
+
+def relu(x):
+    return Relu()(_lift(x, None))
+
+
+def softplus(x):
+    """log(1 + exp(x)), computed without overflow."""
+    return Softplus()(_lift(x, None))
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001  (mirrors np.sum)
+    return Sum(axis, keepdims)(_lift(x, None))
+
+
+def mean(x, axis=None, keepdims=False):
+    return Mean(axis, keepdims)(_lift(x, None))
+
+
+def _shape_args(args):
+    """Accept both f(t, 2, 3) and f(t, (2, 3)), like numpy's and PyTorch's methods."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return args
+
+
+def reshape(x, *shape):
+    return Reshape(_shape_args(shape))(_lift(x, None))
+
+
+def transpose(x, *axes):
+    """Reverse the axes, or permute them as given."""
+    axes = _shape_args(axes)
+    return Transpose(axes or None)(_lift(x, None))
+
+
+def getitem(x, index):
+    """``x[index]`` for basic indexing and slicing (and integer arrays)."""
+    return Slice(index)(_lift(x, None))
+
+
+def _sequence_of_tensors(name, tensors):
+    if isinstance(tensors, (Tensor, np.ndarray)) or not tensors:
+        raise ValueError(f"{name} takes a non-empty list of tensors, got {type(tensors).__name__}")
+    tensors = [_lift(t, None) for t in tensors]
+    return tensors
+
+
+def concat(tensors, axis=-1):
+    """Join tensors along an existing axis (``np.concatenate``)."""
+    return Concat(axis)(*_sequence_of_tensors("concat", tensors))
+
+
+def stack(tensors, axis=0):
+    """Join tensors along a new axis (``np.stack``)."""
+    return Stack(axis)(*_sequence_of_tensors("stack", tensors))

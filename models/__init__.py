@@ -1,0 +1,1 @@
+"""Networks built only from minigrad ops."""
