@@ -8,6 +8,8 @@ lower-cased, is the op's label in errors and in the graph drawing.
 
 Broadcasting is undone in one place, ``unbroadcast``; no op repeats that rule.
 """
+import math
+
 import numpy as np
 
 from .context import _state
@@ -51,6 +53,8 @@ class Op:
         except ValueError as err:
             shapes = " and ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{self.label}: incompatible shapes {shapes}: {err}") from None
+        if type(out) is not np.ndarray:  # numpy returns scalars for 0-d results
+            out = np.asarray(out)
         if _state.grad_enabled:
             for t in inputs:
                 if t.requires_grad:
@@ -266,7 +270,7 @@ class Sum(Op):
         self.keepdims = keepdims
 
     def forward(self, a):
-        return np.asarray(a.sum(axis=self.axis, keepdims=self.keepdims))
+        return a.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad):
         shape = self.inputs[0].data.shape
@@ -282,11 +286,12 @@ class Mean(Sum):
     __slots__ = ()
 
     def forward(self, a):
-        return np.asarray(a.mean(axis=self.axis, keepdims=self.keepdims))
+        return a.mean(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad):
         shape = self.inputs[0].data.shape
-        count = np.prod([shape[i] for i in _normalize_axes(self.axis, len(shape))], dtype=int)
+        # A Python int: a numpy integer would promote a float32 gradient to float64.
+        count = math.prod(shape[i] for i in _normalize_axes(self.axis, len(shape)))
         return super().backward(grad / count)
 
 

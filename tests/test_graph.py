@@ -1,0 +1,306 @@
+"""What the graph and the backward traversal promise, beyond each op's own gradient."""
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.tensor import topological_order
+
+
+def leaf(values, name=None):
+    return mg.Tensor(np.asarray(values, dtype=np.float64), requires_grad=True, name=name)
+
+
+# -- gradients through shared nodes -------------------------------------------------------
+
+def test_fan_out_sums_the_gradient_of_every_use():
+    a = leaf([1.0, -2.0, 3.0])
+    b = a + a
+    c = b * b
+    c.sum().backward()
+    np.testing.assert_allclose(a.grad, 8 * a.data)  # c = 4a^2
+
+
+def test_parameter_reused_across_many_steps_gets_the_sum_over_steps():
+    rng = np.random.default_rng(0)
+    w = leaf(rng.standard_normal((3, 3)) * 0.5, "w")
+    xs = [mg.Tensor(rng.standard_normal((2, 3))) for _ in range(30)]
+
+    def unrolled(w):
+        h = mg.Tensor(np.zeros((2, 3)))
+        for x in xs:
+            h = mg.tanh(h @ w + x)
+        return h
+
+    assert mg.gradcheck(unrolled, [w])
+    out = unrolled(w)
+    assert sum(1 for node in topological_order(out) if node.op and w in node.op.inputs) == 30
+
+
+def test_constants_and_non_grad_inputs_get_no_gradient():
+    a = leaf([1.0, 2.0])
+    const = mg.Tensor([3.0, 4.0])
+    out = (a * const + np.array([1.0, 1.0]) + 5).sum()
+    out.backward()
+    np.testing.assert_allclose(a.grad, [3.0, 4.0])
+    assert const.grad is None and not const.requires_grad
+
+
+def test_an_op_on_constants_only_records_nothing():
+    out = mg.Tensor([1.0]) * 2 + mg.Tensor([3.0])
+    assert out.op is None and not out.requires_grad
+
+
+def test_numpy_arrays_and_scalars_work_on_either_side():
+    a = leaf([1.0, 2.0])
+    out = (np.array([2.0, 2.0]) * a) + (1 - a) + (6 / a) + (2 ** a) + (a ** 2)
+    out.sum().backward()
+    x = a.data
+    np.testing.assert_allclose(a.grad, 2 - 1 - 6 / x**2 + np.log(2) * 2**x + 2 * x)
+    assert isinstance(np.ones(2) + a, mg.Tensor)
+
+
+# -- leaves, accumulation, retained gradients ---------------------------------------------
+
+def test_leaf_gradients_accumulate_across_backward_calls_until_zeroed():
+    a = leaf([1.0, 2.0])
+    (a * 3).sum().backward()
+    (a * 3).sum().backward()
+    np.testing.assert_allclose(a.grad, [6.0, 6.0])
+    a.zero_grad()
+    assert a.grad is None
+    (a * a).sum().backward()
+    np.testing.assert_allclose(a.grad, [2.0, 4.0])
+
+
+def test_backward_twice_on_the_same_graph_accumulates_again():
+    a = leaf([1.0, 2.0])
+    out = (a * a).sum()
+    out.backward()
+    out.backward()
+    np.testing.assert_allclose(a.grad, 4 * a.data)
+
+
+def test_leaf_gradients_never_alias_each_other_or_the_upstream_gradient():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    upstream = np.array([1.0, 1.0])
+    (a + b).backward(upstream)
+    assert not np.shares_memory(a.grad, b.grad)
+    assert not np.shares_memory(a.grad, upstream)
+    a.grad += 100  # the user (or an optimizer) may change a gradient in place
+    np.testing.assert_allclose(b.grad, [1.0, 1.0])
+    np.testing.assert_allclose(upstream, [1.0, 1.0])
+
+
+def test_gradient_summed_from_many_uses_does_not_corrupt_shared_arrays():
+    a = leaf([1.0, 2.0])
+    b = a + 0  # add hands the same gradient array to both of its inputs
+    c = b + b + b
+    c.backward(np.array([1.0, 10.0]))
+    np.testing.assert_allclose(a.grad, [3.0, 30.0])
+
+
+def test_intermediate_gradients_are_dropped_unless_asked_for():
+    a = leaf([1.0, 2.0])
+    b = a * 2
+    c = b * b
+    kept = (c * 1).retain_grad()
+    (kept.sum()).backward()
+    assert b.grad is None and c.grad is None
+    np.testing.assert_allclose(kept.grad, [1.0, 1.0])
+
+    a.zero_grad()
+    b = a * 2
+    c = b * b
+    c.sum().backward(retain_grads=True)
+    np.testing.assert_allclose(c.grad, [1.0, 1.0])
+    np.testing.assert_allclose(b.grad, 2 * b.data)
+
+
+def test_detach_cuts_the_graph():
+    a = leaf([2.0])
+    b = (a * a).detach()
+    out = b * a
+    out.backward()
+    np.testing.assert_allclose(a.grad, [4.0])  # only the direct use of a
+    assert b.op is None and not b.requires_grad
+
+
+# -- no_grad and scope ---------------------------------------------------------------------
+
+def test_no_grad_builds_no_graph_nests_and_restores_after_an_exception():
+    a = leaf([1.0])
+    with mg.no_grad():
+        assert (a * 2).op is None
+        with mg.no_grad():
+            pass
+        assert not mg.is_grad_enabled()
+        with mg.enable_grad():
+            assert (a * 2).requires_grad
+    assert mg.is_grad_enabled()
+    with pytest.raises(KeyError):
+        with mg.no_grad():
+            raise KeyError("boom")
+    assert mg.is_grad_enabled() and (a * 2).requires_grad
+
+
+def test_no_grad_works_as_a_decorator():
+    @mg.no_grad()
+    def evaluate(x):
+        return x * 2
+
+    assert evaluate(leaf([1.0])).op is None
+    assert mg.is_grad_enabled()
+
+
+def test_scopes_nest_tag_nodes_and_restore_after_an_exception():
+    a = leaf([1.0])
+    with mg.scope("lstm"):
+        with mg.scope("t3"):
+            inner = a * 2
+            assert mg.current_scope() == "lstm/t3"
+        outer = inner + 1
+    top = outer * 3
+    assert (inner.scope, outer.scope, top.scope, a.scope) == ("lstm/t3", "lstm", "", "")
+    with pytest.raises(RuntimeError):
+        with mg.scope("t0"):
+            raise RuntimeError
+    assert mg.current_scope() == ""
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", None, 3])
+def test_scope_names_are_validated(bad):
+    with pytest.raises(ValueError, match="scope name"):
+        with mg.scope(bad):
+            pass
+
+
+# -- depth and memory ----------------------------------------------------------------------
+
+def test_a_20000_op_chain_backpropagates_without_recursion():
+    x = leaf([1.0])
+    y = x
+    for _ in range(20_000):
+        y = y * 1.0001
+    y.backward()
+    np.testing.assert_allclose(x.grad, [1.0001 ** 20_000], rtol=1e-9)
+    assert len(topological_order(y)) == 40_001  # the chain, its constants and x
+
+
+def test_dropping_the_root_frees_every_node_without_the_cycle_collector():
+    gc.collect()
+    gc.disable()  # freed by reference counting alone: the graph has no cycles
+    try:
+        a = leaf(np.ones((3, 3)))
+        h = a
+        nodes = []
+        for _ in range(50):
+            h = mg.sigmoid(mg.concat([h, h], axis=1)[:, :3] @ a)
+            nodes.append(weakref.ref(h))
+        saved = weakref.ref(h.op.inputs[0].data)
+        loss = h.sum()
+        loss.backward()
+        del h, loss
+        assert all(ref() is None for ref in nodes)
+        assert saved() is None
+        assert a.grad is not None  # the leaf and its gradient stay
+    finally:
+        gc.enable()
+
+
+def test_a_very_deep_graph_is_freed_without_overflowing_the_c_stack():
+    y = leaf([1.0])
+    for _ in range(200_000):
+        y = y + 1.0
+    ref = weakref.ref(y)
+    del y
+    assert ref() is None
+
+
+# -- error messages ------------------------------------------------------------------------
+
+def test_matmul_shape_mismatch_names_the_op_and_both_shapes():
+    with pytest.raises(ValueError, match=r"matmul: incompatible shapes \(2, 3\) and \(4, 5\)"):
+        leaf(np.ones((2, 3))) @ leaf(np.ones((4, 5)))
+
+
+def test_broadcast_mismatch_names_the_op_and_both_shapes():
+    with pytest.raises(ValueError, match=r"multiply: incompatible shapes \(2, 3\) and \(4,\)"):
+        leaf(np.ones((2, 3))) * np.ones(4)
+
+
+def test_concat_mismatch_names_the_op_and_the_shapes():
+    with pytest.raises(ValueError, match=r"concat: incompatible shapes \(2, 3\) and \(4, 5\)"):
+        mg.concat([leaf(np.ones((2, 3))), leaf(np.ones((4, 5)))], axis=1)
+
+
+def test_concat_needs_a_list():
+    with pytest.raises(ValueError, match="concat takes a non-empty list"):
+        mg.concat(leaf(np.ones((2, 3))))
+
+
+def test_backward_on_a_non_scalar_needs_grad():
+    with pytest.raises(ValueError, match=r"one-element tensor, got shape \(2,\).*grad="):
+        (leaf([1.0, 2.0]) * 2).backward()
+
+
+def test_backward_with_a_grad_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"needs shape \(2,\), got \(3,\)"):
+        (leaf([1.0, 2.0]) * 2).backward(np.ones(3))
+
+
+def test_backward_on_a_tensor_that_needs_no_grad_says_why():
+    with pytest.raises(RuntimeError, match="does not require grad.*no_grad"):
+        (mg.Tensor([1.0]) * 2).backward()
+
+
+def test_a_backward_returning_a_wrong_shape_is_caught_at_accumulation():
+    class Broken(mg.ops.Op):
+        __slots__ = ()
+
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, grad):
+            return (grad.sum(),)
+
+    with pytest.raises(RuntimeError, match=r"broken backward returned a gradient of shape \(\)"):
+        Broken()(leaf([1.0, 2.0])).sum().backward()
+
+
+def test_non_numeric_data_is_rejected():
+    with pytest.raises(TypeError, match="numeric"):
+        mg.Tensor(["a", "b"])
+
+
+# -- dtype and repr ------------------------------------------------------------------------
+
+def test_integer_and_bool_input_becomes_float64_and_float32_is_kept():
+    assert mg.Tensor([1, 2]).dtype == np.float64
+    assert mg.Tensor(np.array([True])).dtype == np.float64
+    assert mg.Tensor(np.ones(2, np.float32)).dtype == np.float32
+
+
+def test_python_scalars_and_integer_arrays_do_not_upcast_float32():
+    x = mg.Tensor(np.ones(3, np.float32), requires_grad=True)
+    out = (2 * x + 1.5 - x / 3 + x ** 2 + np.arange(3)).sum()
+    assert out.dtype == np.float32
+    out.backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_repr_shows_data_shape_dtype_and_op():
+    t = leaf([1.0, 2.0], name="w") * 2
+    text = repr(t)
+    assert text.startswith("Tensor([2., 4.]") and "shape=(2,)" in text
+    assert "dtype=float64" in text and "op=multiply" in text
+    assert "requires_grad=True" in repr(leaf([1.0])) and "name='w'" in repr(leaf([1.0], "w"))
+
+
+def test_item_and_numpy():
+    t = mg.Tensor([[3.5]])
+    assert t.item() == 3.5 and t.numpy() is t.data
+    with pytest.raises(ValueError, match="one element"):
+        mg.Tensor([1.0, 2.0]).item()
