@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .context import _state
-from .tensor import Tensor
+from .tensor import IndexedGrad, Tensor
 
 
 def unbroadcast(grad, shape):
@@ -30,11 +30,17 @@ def unbroadcast(grad, shape):
 
 
 def _stable_sigmoid(x):
-    """1 / (1 + exp(-x)) as tanh(x/2)/2 + 1/2: no overflow for any x, one dtype throughout."""
-    y = np.tanh(x * 0.5)
-    y *= 0.5
-    y += 0.5
-    return y
+    """1 / (1 + exp(-x)) without overflow: x is first clipped where exp(-x) would exceed
+    the dtype's range (there the result is 0 to within the smallest normal float)."""
+    y = np.maximum(x, _EXP_SAFE_MIN[x.dtype.type], out=np.empty_like(x))
+    np.negative(y, out=y)
+    np.exp(y, out=y)
+    y += 1
+    return np.reciprocal(y, out=y)
+
+
+# exp(-x) stays finite for x above these (log of the largest float, rounded down).
+_EXP_SAFE_MIN = {np.float64: -708.0, np.float32: -88.0, np.float16: -11.0}
 
 
 class Op:
@@ -147,12 +153,18 @@ class Matmul(Op):
     __slots__ = ()
 
     def forward(self, a, b):
+        if a.ndim > 2 and b.ndim == 2:  # (..., k) @ (k, m): one large product, not many
+            return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[1:])
         return a @ b
 
     def backward(self, grad):
         a, b = self.inputs[0].data, self.inputs[1].data
         if a.ndim == 1 and b.ndim == 1:  # dot product: grad is a scalar
             return grad * b, grad * a
+        if a.ndim > 2 and b.ndim == 2:  # batch of rows times a weight matrix
+            rows, grad_rows = a.reshape(-1, a.shape[-1]), grad.reshape(-1, b.shape[1])
+            return ((grad_rows @ b.T).reshape(a.shape) if self.inputs[0].requires_grad else None,
+                    rows.T @ grad_rows if self.inputs[1].requires_grad else None)
         # Promote 1-D operands the way matmul did, so one matrix rule covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -211,8 +223,10 @@ class Sigmoid(Op):
         return self.out
 
     def backward(self, grad):
-        y = self.out
-        return (grad * y * (1 - y),)
+        d = 1 - self.out
+        d *= self.out
+        d *= grad
+        return (d,)
 
 
 class Tanh(Op):
@@ -225,8 +239,10 @@ class Tanh(Op):
         return self.out
 
     def backward(self, grad):
-        y = self.out
-        return (grad * (1 - y * y),)
+        d = self.out * self.out
+        np.subtract(1, d, out=d)
+        d *= grad
+        return (d,)
 
 
 class Relu(Op):
@@ -344,8 +360,8 @@ def _format_index(index):
 
 
 class Slice(Op):
-    """``t[index]``. The gradient is zero outside the selected part; for integer-array
-    indices that select a position twice, the contributions are added (np.add.at)."""
+    """``t[index]``. The gradient is zero outside the selected part, so it is returned
+    as an ``IndexedGrad`` that backward adds into the input's gradient buffer."""
 
     __slots__ = ("index",)
 
@@ -357,12 +373,8 @@ class Slice(Op):
         return a[self.index]
 
     def backward(self, grad):
-        full = np.zeros_like(self.inputs[0].data)
-        if _is_basic_index(self.index):
-            full[self.index] = grad
-        else:
-            np.add.at(full, self.index, grad)
-        return (full,)
+        return (IndexedGrad(self.index, grad, self.inputs[0].data.shape,
+                            _is_basic_index(self.index)),)
 
     def detail(self):
         return _format_index(self.index)
@@ -380,8 +392,14 @@ class Concat(Op):
         return np.concatenate(arrays, axis=self.axis)
 
     def backward(self, grad):
-        boundaries = np.cumsum([t.data.shape[self.axis] for t in self.inputs[:-1]])
-        return tuple(np.split(grad, boundaries, axis=self.axis))
+        axis = self.axis % grad.ndim
+        before = (slice(None),) * axis
+        grads, start = [], 0
+        for t in self.inputs:
+            stop = start + t.data.shape[axis]
+            grads.append(grad[before + (slice(start, stop),)])
+            start = stop
+        return grads
 
     def detail(self):
         return f"axis={self.axis}"

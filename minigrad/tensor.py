@@ -5,9 +5,16 @@ op in ``.op``. An op (see ``ops.py``) holds its input Tensors and whatever its b
 needs, never its output. References therefore only point from later to earlier nodes:
 there are no reference cycles, and dropping the root of a graph frees all of it at once.
 """
+import itertools
+import operator
+
 import numpy as np
 
 from .context import _state
+
+# Every Tensor gets the next serial number when it is created. An op's inputs always
+# exist before its output, so sorting by serial number is a topological order.
+_serials = itertools.count()
 
 
 class Tensor:
@@ -18,7 +25,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "scope", "retains_grad",
-                 "__weakref__")
+                 "serial", "__weakref__")
     # Makes ``ndarray + Tensor`` return NotImplemented, so Python calls Tensor.__radd__.
     __array_ufunc__ = None
 
@@ -37,6 +44,7 @@ class Tensor:
         self.op = None
         self.scope = _state.scope
         self.retains_grad = False
+        self.serial = next(_serials)
 
     @classmethod
     def _from_op(cls, data, op):
@@ -49,6 +57,7 @@ class Tensor:
         t.op = op
         t.scope = _state.scope
         t.retains_grad = False
+        t.serial = next(_serials)
         return t
 
     # -- array-like attributes ---------------------------------------------------------
@@ -150,31 +159,49 @@ class Tensor:
     def relu(self): return ops.relu(self)
 
 
-def topological_order(root):
+class IndexedGrad:
+    """A gradient that is zero except for ``values`` at ``index`` of a ``shape`` array.
+
+    Slicing returns this instead of a mostly-zero array, so the four gate slices of an
+    LSTM step add into one buffer rather than allocating and summing four full ones.
+    """
+
+    __slots__ = ("index", "values", "shape", "basic")
+
+    def __init__(self, index, values, shape, basic):
+        self.index, self.values, self.shape, self.basic = index, values, shape, basic
+
+    def add_into(self, dense):
+        if self.basic:
+            dense[self.index] += self.values
+        else:  # integer arrays may select a position twice: add every contribution
+            np.add.at(dense, self.index, self.values)
+        return dense
+
+
+def topological_order(root, grad_only=False):
     """Every tensor ``root`` depends on through recorded ops, inputs before users.
 
-    Iterative depth-first search with an explicit stack, so a graph of any depth works
-    (a recursive walk overflows Python's stack at about a thousand nodes). Inputs are
-    visited in argument order, so the order, and every drawing made from it, is the same
-    on every run. Used by backward, by the graph drawer and by ``gradcheck``.
+    An iterative reachability walk (a recursive one overflows Python's stack at about a
+    thousand nodes deep), then a sort by creation serial number: an op's inputs are
+    always created before its output, so that is a topological order, and the same
+    computation gives the same order on every run. With ``grad_only`` the walk skips
+    tensors that need no gradient. Used by backward, the graph drawer and ``gradcheck``.
     """
-    order = []
-    visited = set()
-    stack = [(root, False)]
+    found = {id(root): root}
+    stack = [root]
     while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
+        op = stack.pop().op
+        if op is None:
             continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node.op is not None:
-            for parent in reversed(node.op.inputs):
-                if id(parent) not in visited:
-                    stack.append((parent, False))
-    return order
+        for parent in op.inputs:
+            if id(parent) not in found and (parent.requires_grad or not grad_only):
+                found[id(parent)] = parent
+                stack.append(parent)
+    return sorted(found.values(), key=_by_serial)
+
+
+_by_serial = operator.attrgetter("serial")
 
 
 def backpropagate(root, grad, retain_grads=False):
@@ -188,17 +215,16 @@ def backpropagate(root, grad, retain_grads=False):
     """
     pending = {id(root): grad}
     owned = set()
-    for node in reversed(topological_order(root)):
+    for node in reversed(topological_order(root, grad_only=True)):
         key = id(node)
         grad = pending.pop(key, None)
         if grad is None:
             continue
         op = node.op
         if op is None:
-            if node.requires_grad:
-                if key not in owned:
-                    grad = grad.copy()  # never alias an array another node holds
-                node.grad = grad if node.grad is None else node.grad + grad
+            if key not in owned:
+                grad = grad.copy()  # never alias an array another node holds
+            node.grad = grad if node.grad is None else node.grad + grad
             continue
         if retain_grads or node.retains_grad:
             node.grad = grad if key in owned else grad.copy()
@@ -211,7 +237,13 @@ def backpropagate(root, grad, retain_grads=False):
                     f"for an input of shape {parent.data.shape}")
             pkey = id(parent)
             existing = pending.get(pkey)
-            if existing is None:
+            if type(parent_grad) is IndexedGrad:  # zero outside an index: add in place
+                if pkey not in owned:
+                    existing = (np.zeros(parent_grad.shape, parent.data.dtype)
+                                if existing is None else existing.copy())
+                    owned.add(pkey)
+                pending[pkey] = parent_grad.add_into(existing)
+            elif existing is None:
                 pending[pkey] = parent_grad
             elif pkey in owned:
                 existing += parent_grad

@@ -163,7 +163,8 @@ def test_sigmoid_and_softplus_are_finite_without_warnings_at_extremes():
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         s = mg.sigmoid(x)
         (s.sum() + mg.softplus(x).sum()).backward()
-    np.testing.assert_array_equal(s.data[[0, 2, 4]], [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(s.data[[2, 4]], [0.5, 1.0])
+    assert 0.0 <= s.data[0] < 1e-300  # clipped where exp(-x) would overflow
     assert np.all(np.isfinite(x.grad))
     np.testing.assert_allclose(mg.softplus(x).data[[0, 4]], [0.0, 1000.0])
 
