@@ -1,1 +1,4 @@
 """Networks built only from minigrad ops."""
+from .lstm import LSTM, LSTMCell
+
+__all__ = ["LSTM", "LSTMCell"]
