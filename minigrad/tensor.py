@@ -76,6 +76,13 @@ class Tensor:
         """The underlying array (shared, not copied)."""
         return self.data
 
+    def __array__(self, dtype=None, copy=None):
+        """Lets ``np.asarray(t)`` (and matplotlib, and friends) see the values."""
+        if copy is False and dtype is not None and dtype != self.data.dtype:
+            raise ValueError("a copy is needed to change the dtype")
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return array.copy() if copy else array
+
     def item(self):
         """The value of a one-element tensor as a Python float."""
         if self.data.size != 1:

@@ -299,6 +299,13 @@ def test_repr_shows_data_shape_dtype_and_op():
     assert "requires_grad=True" in repr(leaf([1.0])) and "name='w'" in repr(leaf([1.0], "w"))
 
 
+def test_numpy_functions_see_the_values():
+    t = mg.Tensor([[1.0, 2.0]])
+    assert np.asarray(t) is t.data
+    assert np.array(t, dtype=np.float32).dtype == np.float32
+    assert not np.shares_memory(np.array(t), t.data)
+
+
 def test_item_and_numpy():
     t = mg.Tensor([[3.5]])
     assert t.item() == 3.5 and t.numpy() is t.data
