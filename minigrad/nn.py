@@ -1,4 +1,9 @@
-"""Modules, parameters and losses, shaped like ``torch.nn`` so PyTorch users feel at home."""
+"""Modules, parameters and losses, shaped like ``torch.nn`` so PyTorch users feel at home.
+
+A ``Module`` finds its parameters by looking at its attributes, so a model is plain Python:
+assign ``Parameter``s and sub-modules in ``__init__``, write ``forward``. Parameter names
+are dotted attribute paths (``lstm.l0.weight``); they key ``state_dict`` and checkpoints.
+"""
 import numpy as np
 
 from . import ops
@@ -26,9 +31,10 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, name=None):
+        # A private copy: the optimizer updates it in place, which must not reach the caller.
+        if isinstance(data, Tensor):
+            data = data.data
         super().__init__(np.array(data, copy=True), requires_grad=True, name=name)
-        if self.data.dtype.kind != "f":
-            raise TypeError(f"Parameter needs float data, got {self.data.dtype}")
 
     def __repr__(self):
         return "Parameter" + super().__repr__()[len("Tensor"):]
@@ -38,18 +44,17 @@ class Module:
     """Base class of layers and models.
 
     Attributes that are Parameters or Modules register themselves, in assignment order;
-    ``named_parameters`` yields their dotted paths. Assigning a module as an attribute
-    renames its parameters to paths from the new owner, so the outermost module's names
-    are the ones errors, checkpoints and drawings show.
+    ``named_parameters`` yields their dotted paths. Assigning a Parameter or a module as
+    an attribute renames every parameter below the owner to its path from there, so the
+    outermost module's names are the ones errors, checkpoints and drawings show, and a
+    shared parameter's ``.name`` is the key it has in ``state_dict``.
     """
 
     def __setattr__(self, name, value):
-        if isinstance(value, Parameter):
-            value.name = name
-        elif isinstance(value, Module):
-            for path, param in value.named_parameters():
-                param.name = f"{name}.{path}"
         object.__setattr__(self, name, value)
+        if isinstance(value, (Parameter, Module)):
+            for path, param in self.named_parameters():
+                param.name = path
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -62,12 +67,20 @@ class Module:
         return [(k, v) for k, v in vars(self).items() if isinstance(v, Module)]
 
     def named_parameters(self):
-        """(dotted name, Parameter) pairs, each parameter once, in assignment order."""
+        """(dotted name, Parameter) pairs, each parameter once, in PyTorch's order.
+
+        A module's own parameters come first, in assignment order, then each sub-module's,
+        depth first. A parameter or module reached twice (shared weights) is listed once,
+        under the name of its first visit in that walk.
+        """
         seen = set()
         stack = [("", self)]
         result = []
         while stack:
             prefix, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
             subs = []
             for key, value in vars(module).items():
                 if isinstance(value, Parameter) and id(value) not in seen:
@@ -90,33 +103,45 @@ class Module:
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state, strict=True):
-        """Copy arrays into the parameters, after checking all of them.
+        """Copy arrays (or Tensors) into the parameters, after checking all of them.
 
-        A missing or unexpected key (with ``strict``) or a wrong shape raises
-        ``ValueError`` naming the key and the shapes; nothing is changed then.
+        A missing or unexpected key (with ``strict``), a wrong shape or a dtype that cannot
+        be cast to the parameter's (complex, strings) raises ``ValueError`` naming the key
+        and the shapes. Every check runs before the first copy, so a failed load leaves
+        the module exactly as it was. Values are cast to each parameter's dtype (a float64
+        checkpoint loads into a float32 model) and copied into the existing arrays.
         """
         params = dict(self.named_parameters())
+        arrays = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
         problems = []
         if strict:
             problems += [f"missing key {k!r} (expected shape {params[k].shape})"
-                         for k in params if k not in state]
-            problems += [f"unexpected key {k!r}" for k in state if k not in params]
-        for key, value in state.items():
-            if key in params and np.shape(value) != params[key].shape:
-                problems.append(f"wrong shape for {key!r}: expected {params[key].shape}, "
-                                f"got {np.shape(value)}")
+                         for k in params if k not in arrays]
+            problems += [f"unexpected key {k!r} (shape {v.shape})"
+                         for k, v in arrays.items() if k not in params]
+        for key, value in arrays.items():
+            if key not in params:
+                continue
+            expected = params[key].data
+            if value.shape != expected.shape:
+                problems.append(f"wrong shape for {key!r}: expected {expected.shape}, "
+                                f"got {value.shape}")
+            elif not np.can_cast(value.dtype, expected.dtype, "same_kind"):
+                problems.append(f"wrong dtype for {key!r}: cannot cast {value.dtype} to "
+                                f"{expected.dtype}")
         if problems:
             raise ValueError(f"load_state_dict into {type(self).__name__}: "
                              + "; ".join(problems))
-        for key, value in state.items():
+        for key, value in arrays.items():
             if key in params:
-                np.copyto(params[key].data, np.asarray(value), casting="same_kind")
+                np.copyto(params[key].data, value, casting="same_kind")
 
     def extra_repr(self):
         return ""
 
     def __repr__(self):
-        lines = [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in self.children()]
+        lines = [f"({name}): " + repr(child).replace("\n", "\n  ")
+                 for name, child in self.children()]
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + ")" if not lines else head + "\n  " + "\n  ".join(lines) + "\n)"
 
@@ -129,7 +154,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float64):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         bound = 1.0 / np.sqrt(in_features)
