@@ -1,0 +1,98 @@
+"""Train the binary addition and subtraction examples over several seeds and tabulate them.
+
+One seed can be lucky; five say how reliably the examples train, how long they take and
+how well they generalise to longer numbers. Each run is a separate process running the
+example exactly as a user would (``--seed S --json PATH --quiet``); the examples write
+the figures, this script only collects them.
+
+    python benchmarks/arithmetic.py [--seeds 0 1 2 3 4] [--tasks addition subtraction]
+                                    [--test-bits 16] [--json PATH] [-- extra example flags]
+
+e.g. ``python benchmarks/arithmetic.py -- --bits 12`` trains on 12-bit numbers.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, machine, machine_line, table, write_json
+
+EXAMPLES = {"addition": "binary_addition.py", "subtraction": "binary_subtraction.py"}
+
+
+def run_example(task, seed, test_bits, extra, workdir):
+    """Run one training; returns the example's JSON record, plus its wall time."""
+    out = Path(workdir) / f"{task}-{seed}.json"
+    command = [sys.executable, str(ROOT / "examples" / EXAMPLES[task]), "--seed", str(seed),
+               "--json", str(out), "--quiet", "--out", str(Path(workdir) / f"{task}-{seed}")]
+    if test_bits:
+        command += ["--test-bits", str(test_bits)]
+    start = time.perf_counter()
+    done = subprocess.run(command + extra, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command + extra)} failed ({done.returncode}):\n"
+                           f"{done.stderr[-2000:]}")
+    record = json.loads(out.read_text())
+    # Paths into the temporary directory mean nothing once it is gone.
+    record = {k: v for k, v in record.items()
+              if not (isinstance(v, str) and v.startswith(str(workdir)))}
+    record["wall_seconds"] = wall
+    return record
+
+
+def summary_row(label, records, key, fmt):
+    values = [r.get(key) for r in records]
+    if any(v is None for v in values):
+        return None
+    return [label] + [fmt(v) for v in values] + [fmt(statistics.median(values))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--tasks", nargs="+", choices=EXAMPLES, default=list(EXAMPLES))
+    parser.add_argument("--test-bits", type=int, default=16,
+                        help="also evaluate on numbers this long (the examples' --test-bits; "
+                             "0 to skip)")
+    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("extra", nargs="*", help="flags passed on to every example, after --")
+    args = parser.parse_args()
+
+    info = machine()
+    print(machine_line(info))
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for task in args.tasks:
+            results[task] = []
+            for seed in args.seeds:
+                record = run_example(task, seed, args.test_bits, args.extra, workdir)
+                results[task].append(record)
+                print(f"  {task} seed {seed}: {record['train_steps']} steps, "
+                      f"{record['seconds']:.1f} s, accuracy {record['test_accuracy']:.3f}",
+                      flush=True)
+
+    for task, records in results.items():
+        bits = sorted({r["bits"] for r in records})
+        print(f"\n{task} ({', '.join(map(str, bits))} bits)")
+        rows = [summary_row("train steps", records, "train_steps", lambda v: f"{v:,.0f}"),
+                summary_row("seconds", records, "seconds", lambda v: f"{v:.1f}"),
+                summary_row("test accuracy", records, "test_accuracy", lambda v: f"{v:.3f}")]
+        if all("converged" in r for r in records):
+            rows.append(["converged"] + ["yes" if r["converged"] else "no" for r in records]
+                        + [f"{sum(r['converged'] for r in records)}/{len(records)}"])
+        if args.test_bits:
+            rows.append(summary_row(f"accuracy at {args.test_bits} bits", records,
+                                    "long_test_accuracy", lambda v: f"{v:.3f}"))
+        print(table([""] + [f"seed {s}" for s in args.seeds] + ["median"],
+                    [r for r in rows if r is not None]))
+    write_json(args.json, {"benchmark": "arithmetic", "machine": info, "seeds": args.seeds,
+                           "extra_flags": args.extra, "results": results})
+
+
+if __name__ == "__main__":
+    main()
