@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as `python benchmarks/x.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
+import minigrad as mg  # noqa: E402
+
+# Training scripts may ask glibc to keep freed memory (mg.keep_freed_memory): without it
+# every step page-faults its freshly allocated graph in again. Benchmarks measure with it,
+# like the examples run; MINIGRAD_DEFAULT_MALLOC=1 measures glibc's defaults instead.
+FREED_MEMORY_KEPT = (os.environ.get("MINIGRAD_DEFAULT_MALLOC") != "1"
+                     and mg.keep_freed_memory())
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # glibc's malloc settings change how often freed graphs go back to the OS and must be
 # paged in again, which moves minigrad's timings by tens of percent; record them.
@@ -103,6 +111,7 @@ def machine():
         "cpu_count": os.cpu_count(),
         "cpu": cpu(),
         "malloc_env": {v: os.environ[v] for v in MALLOC_VARIABLES if v in os.environ},
+        "keep_freed_memory": FREED_MEMORY_KEPT,
         "commit": engine_version(),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
@@ -117,7 +126,8 @@ def machine_line(info):
     return (f"{info['date']}  commit {info['commit']}  Python {info['python']}  "
             f"numpy {info['numpy']} ({info['blas']})  {info['cpu']}, {info['cpu_count']} cores  "
             f"BLAS threads: {info['blas_threads']}  "
-            f"load average at start: {info['load_average_1min']}"
+            f"load average at start: {info['load_average_1min']}  "
+            f"keep_freed_memory: {info['keep_freed_memory']}"
             + "".join(f"  {k}={v}" for k, v in info["malloc_env"].items()) + note)
 
 

@@ -1,5 +1,6 @@
 """minigrad: a small reverse-mode automatic differentiation engine over numpy."""
 from . import nn, optim, viz
+from .allocator import keep_freed_memory
 from .context import current_scope, enable_grad, is_grad_enabled, no_grad, scope
 from .gradcheck import GradcheckError, gradcheck
 from .ops import (add, concat, divide, exp, getitem, log, matmul, mean, multiply, negative,

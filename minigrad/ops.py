@@ -290,9 +290,12 @@ class Sum(Op):
 
     def backward(self, grad):
         shape = self.inputs[0].data.shape
-        if not self.keepdims:
-            grad = np.expand_dims(grad, _normalize_axes(self.axis, len(shape)))
-        return (np.broadcast_to(grad, shape),)
+        if not self.keepdims:  # put the reduced axes back as size 1, then broadcast
+            reduced = _normalize_axes(self.axis, len(shape))
+            grad = grad.reshape([1 if i in reduced else n for i, n in enumerate(shape)])
+        full = np.empty(shape, grad.dtype)
+        full[...] = grad
+        return (full,)
 
     def detail(self):
         return "" if self.axis is None else f"axis={self.axis}"
@@ -346,8 +349,15 @@ class Transpose(Op):
         return "" if self.axes is None else str(tuple(self.axes))
 
 
+_BASIC_INDEX_TYPES = (int, slice, type(None), type(Ellipsis))
+
+
 def _is_basic_index(index):
-    return all(isinstance(i, (int, slice, type(None), type(Ellipsis))) for i in index)
+    """Only ints, slices, None and ...: each position is selected at most once."""
+    for i in index:
+        if not isinstance(i, _BASIC_INDEX_TYPES) or isinstance(i, bool):
+            return False
+    return True
 
 
 def _format_index(index):
@@ -363,18 +373,20 @@ class Slice(Op):
     """``t[index]``. The gradient is zero outside the selected part, so it is returned
     as an ``IndexedGrad`` that backward adds into the input's gradient buffer."""
 
-    __slots__ = ("index",)
+    __slots__ = ("index", "basic")
 
     def __init__(self, index):
-        index = index if isinstance(index, tuple) else (index,)
-        self.index = tuple(i.data.astype(np.intp) if isinstance(i, Tensor) else i for i in index)
+        index = index if type(index) is tuple else (index,)
+        self.basic = _is_basic_index(index)
+        if not self.basic:
+            index = tuple(i.data.astype(np.intp) if isinstance(i, Tensor) else i for i in index)
+        self.index = index
 
     def forward(self, a):
         return a[self.index]
 
     def backward(self, grad):
-        return (IndexedGrad(self.index, grad, self.inputs[0].data.shape,
-                            _is_basic_index(self.index)),)
+        return (IndexedGrad(self.index, grad, self.inputs[0].data.shape, self.basic),)
 
     def detail(self):
         return _format_index(self.index)

@@ -557,6 +557,7 @@ def _evaluate(task, model, a, b, bits, what):
 def main(task, argv=None):
     """Run one example script; returns its exit status (2 for bad flags or files)."""
     args = parse_args(task, argv)
+    mg.keep_freed_memory()  # a training loop frees and reallocates its graph every step
     if args.load is not None:
         try:
             model, config = _load_model(args.load, task)
