@@ -1,1 +1,506 @@
-"""Drawing computation graphs with Graphviz."""
+"""Drawing computation graphs with Graphviz.
+
+``graph(root)`` turns everything ``root`` depends on into a ``graphviz.Digraph``: every
+tensor is a record (name, shape), every op a small box between its inputs and its
+output. Tensors made inside ``mg.scope`` blocks are drawn inside nested, labelled
+clusters, so an unrolled LSTM shows one box per layer and time step, with the gates
+inside and the shared weights outside, feeding every step. After
+``loss.backward(retain_grads=True)``, ``show_grads=True`` colours each tensor by the size
+of its gradient, which makes vanishing gradients in backpropagation through time visible.
+
+The DOT text is the product and is built here, line by line, so that it is the same on
+every run: node ids are sequential in the engine's topological order, nothing depends on
+``id()`` or on set order, and nothing recurses, so a graph thousands of nodes deep draws.
+``render`` is the thin step that hands that text to the Graphviz ``dot`` program.
+"""
+import html
+import math
+import os
+import pathlib
+import re
+import secrets
+import shutil
+
+import graphviz
+import numpy as np
+
+from .nn import Parameter
+from .tensor import topological_order
+
+__all__ = ["graph", "render"]
+
+RANKDIRS = ("TB", "LR", "BT", "RL")
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"}
+
+# Roles of tensor nodes: (fill, border). Fills are light so black text stays readable.
+ROLES = {
+    "parameter": ("#c7e9c0", "#238b45"),
+    "input": ("#c6dbef", "#2171b5"),
+    "output": ("#dadaeb", "#6a51a3"),
+    "intermediate": ("#f7f7f7", "#969696"),
+}
+OP_STYLE = {"shape": "box", "style": "rounded,filled", "fillcolor": "#eeeeee",
+            "color": "#bdbdbd", "fontsize": "9", "height": "0.2", "margin": "0.05,0.02"}
+TENSOR_STYLE = {"shape": "record", "style": "filled", "fontsize": "10", "height": "0.25"}
+CLUSTER_STYLE = {"style": "dashed,rounded", "color": "#737373", "fontsize": "12",
+                 "labeljust": "l"}
+ELIDED_STYLE = {"shape": "box", "style": "dashed,filled", "fillcolor": "#ffffff",
+                "color": "#636363", "fontsize": "12"}
+NO_GRAD_FILL = "#ffffff"
+# Sequential scale for log10 of gradient norms, pale (small) to dark red (large):
+# the nine steps of ColorBrewer's YlOrRd, interpolated linearly in between.
+GRAD_SCALE = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a",
+              "#e31a1c", "#bd0026", "#800026")
+MAX_DETAIL = 24  # op details longer than this ('[array, :, 0:8]' ...) are left out
+STEP = re.compile(r"t(\d+)")  # a scope component naming a time step: 't0', 't17'
+
+
+# -- escaping -----------------------------------------------------------------------------
+# Inside a quoted DOT string only \" is an escape of the DOT lexer; Graphviz then reads
+# \n, \l, \r as line breaks and \\ as one backslash. Record labels are parsed once more
+# first: { } | < > split fields and ports unless written \{ \} \| \< \>.
+
+def _escape(text):
+    """``text`` as the inside of a quoted DOT label that shows exactly ``text``."""
+    return (str(text).replace("\\", "\\\\").replace('"', '\\"')
+            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
+
+
+def _escape_record(text):
+    """Like ``_escape`` for one field of a record label: also protect { } | < >.
+    (Runs of spaces still collapse to one there.)"""
+    return re.sub(r"([{}|<>])", r"\\\1", _escape(text))
+
+
+def _attrs(attributes):
+    """``[key="value" ...]``; values are already escaped (labels) or plain words."""
+    return "[" + " ".join(f'{key}="{value}"' for key, value in attributes.items()) + "]"
+
+
+# -- colours ------------------------------------------------------------------------------
+
+def _rgb(hex_colour):
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _scale_colour(fraction):
+    """The colour at ``fraction`` in [0, 1] along GRAD_SCALE."""
+    position = min(max(fraction, 0.0), 1.0) * (len(GRAD_SCALE) - 1)
+    low = min(int(position), len(GRAD_SCALE) - 2)
+    weight = position - low
+    a, b = _rgb(GRAD_SCALE[low]), _rgb(GRAD_SCALE[low + 1])
+    return "#" + "".join(f"{round(x + (y - x) * weight):02x}" for x, y in zip(a, b))
+
+
+def _is_dark(hex_colour):
+    """True when white text reads better than black on this fill (relative luminance)."""
+    r, g, b = (c / 255 for c in _rgb(hex_colour))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45
+
+
+def _grad_norms(order):
+    """{index in order: Frobenius norm of .grad} for tensors holding a gradient."""
+    norms = {}
+    for index, tensor in enumerate(order):
+        if tensor.grad is not None:
+            norms[index] = float(np.linalg.norm(np.asarray(tensor.grad, np.float64).ravel()))
+    return norms
+
+
+def _log_range(norms):
+    """(low, high) of log10 over the finite, non-zero norms, or None if there are none."""
+    logs = [math.log10(n) for n in norms.values() if n > 0 and math.isfinite(n)]
+    return (min(logs), max(logs)) if logs else None
+
+
+# -- scopes and time steps ----------------------------------------------------------------
+
+def _time_step(scope):
+    """(scope of the enclosing layer, step number) for a scope inside a time step.
+
+    The time step is the innermost component named ``t<number>`` ('l0/t3' -> ('l0', 3));
+    (None, None) outside any time step.
+    """
+    parts = scope.split("/") if scope else []
+    for k in range(len(parts) - 1, -1, -1):
+        match = STEP.fullmatch(parts[k])
+        if match:
+            return "/".join(parts[:k]), int(match.group(1))
+    return None, None
+
+
+def _elided_steps(scopes, keep_steps):
+    """{layer scope: sorted step numbers to hide}, keeping the first and last keep_steps."""
+    steps = {}
+    for scope in scopes:
+        layer, step = _time_step(scope)
+        if layer is not None:
+            steps.setdefault(layer, set()).add(step)
+    hidden = {}
+    for layer, numbers in steps.items():
+        numbers = sorted(numbers)
+        if len(numbers) > 2 * keep_steps:
+            hidden[layer] = numbers[keep_steps:len(numbers) - keep_steps]
+    return hidden
+
+
+# -- the drawing --------------------------------------------------------------------------
+
+def _tensor_role(tensor, root):
+    if tensor is root:
+        return "output"
+    if isinstance(tensor, Parameter):
+        return "parameter"
+    return "input" if tensor.op is None else "intermediate"
+
+
+def _tensor_label(tensor, show_shapes, grad_norm):
+    """Record label: name, shape, the value of a one-element tensor, gradient norm.
+
+    The fields sit side by side across the direction of the arrows (Graphviz turns
+    ``a | b`` on its side for LR), keeping the drawing short along its long axis.
+    """
+    fields = []
+    if tensor.name is not None:
+        fields.append(str(tensor.name))
+    constant = tensor.op is None and tensor.name is None and tensor.data.size == 1
+    if show_shapes and not constant:  # a constant such as the 1 in 1 - f shows its value
+        fields.append(str(tensor.shape))
+    if tensor.data.size == 1:
+        fields.append(f"{tensor.data.item():.4g}")
+    if grad_norm is not None:
+        fields.append(f"|grad| {grad_norm:.2g}")
+    return " | ".join(_escape_record(field) for field in fields)
+
+
+def _op_label(op, separator):
+    detail = op.detail()
+    if detail and len(detail) <= MAX_DETAIL:
+        return _escape(op.label + separator + detail)
+    return _escape(op.label)
+
+
+def _legend(roles, grad_range, has_no_grad, has_elided):
+    """An HTML-like table explaining the colours and stating the range of the scale."""
+    rows = []
+
+    def row(swatch, text):
+        rows.append(f'<tr><td {swatch} width="16"> </td>'
+                    f'<td align="left">{html.escape(text)}</td></tr>')
+
+    part = "fill" if grad_range is None else "border"
+    for role, (fill, border) in ROLES.items():
+        if role in roles:
+            row(f'bgcolor="{fill if grad_range is None else border}"', f"{role} ({part})")
+    row(f'bgcolor="{OP_STYLE["fillcolor"]}"', "op")
+    if has_elided:
+        row('bgcolor="#ffffff" style="dashed"', "time steps not drawn")
+    if grad_range is not None:
+        low, high = grad_range
+        rows.append('<tr><td colspan="2" align="left"><b>log10 |grad| (fill)</b></td></tr>')
+        for k in range(4, -1, -1):
+            row(f'bgcolor="{_scale_colour(k / 4)}"', f"{low + (high - low) * k / 4:+.1f}")
+        rows.append(f'<tr><td colspan="2" align="left">range {low:+.1f} to {high:+.1f}</td>'
+                    '</tr>')
+        if has_no_grad:
+            row(f'bgcolor="{NO_GRAD_FILL}"', "no or zero gradient")
+    return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
+            '<tr><td colspan="2"><b>legend</b></td></tr>' + "".join(rows) + "</table>>")
+
+
+class _Drawing:
+    """The DOT statements of one graph, collected in one pass over the topological order.
+
+    Node ids come from a tensor's index in that order: ``v7`` is the 8th tensor, ``op7``
+    the op that made it, ``elided0`` the first marker of hidden time steps.
+    """
+
+    def __init__(self, root, *, show_shapes, norms, grad_range, separator, cluster_scopes,
+                 hidden):
+        self.root, self.show_shapes, self.separator = root, show_shapes, separator
+        self.norms, self.grad_range = norms, grad_range
+        self.cluster_scopes, self.hidden = cluster_scopes, hidden
+        self.clusters = {"": []}  # scope -> its own node statements, in first-seen order
+        self.children = {"": []}  # scope -> child scopes, in first-seen order
+        self.nodes_of_step = {}  # (layer scope, step number) -> its node ids, in order
+        self.markers = {}  # layer scope -> id of the node standing for its hidden steps
+        self.node_of = []  # index in order -> node id of the tensor (or of its marker)
+        self.op_node_of = {}  # index in order -> node id of the op that made the tensor
+        self.roles, self.has_no_grad = set(), False
+
+    # -- nodes ---------------------------------------------------------------------------
+    def add(self, index, tensor):
+        """The nodes of ``tensor`` and of the op that made it (or its marker)."""
+        layer, step = _time_step(tensor.scope)
+        if step in self.hidden.get(layer, ()):
+            self.node_of.append(self.marker(layer))
+            self.op_node_of[index] = self.marker(layer)
+            return
+        if tensor.op is not None:
+            self.op_node_of[index] = f"op{index}"
+            label = _op_label(tensor.op, self.separator)
+            self.add_node(tensor.scope, f"op{index}", {"label": label, **OP_STYLE},
+                          (layer, step))
+        self.node_of.append(f"v{index}")
+        self.add_node(tensor.scope, f"v{index}", self.tensor_attributes(index, tensor),
+                      (layer, step))
+
+    def tensor_attributes(self, index, tensor):
+        role = _tensor_role(tensor, self.root)
+        self.roles.add(role)
+        fill, border = ROLES[role]
+        norm = self.norms.get(index)
+        attributes = {"label": _tensor_label(tensor, self.show_shapes, norm),
+                      **TENSOR_STYLE, "fillcolor": fill, "color": border}
+        if self.grad_range is None:
+            return attributes
+        attributes["penwidth"] = "2"
+        if norm is None or norm == 0:  # zero lies below every colour of the scale
+            self.has_no_grad = True
+            attributes["fillcolor"] = NO_GRAD_FILL
+            return attributes
+        low, high = self.grad_range
+        fraction = 1.0  # the darkest, also for inf and nan, which must not go unseen
+        if math.isfinite(norm) and high > low:
+            fraction = (math.log10(norm) - low) / (high - low)
+        attributes["fillcolor"] = _scale_colour(fraction)
+        if _is_dark(attributes["fillcolor"]):
+            attributes["fontcolor"] = "#ffffff"
+        return attributes
+
+    def marker(self, layer):
+        """The node for ``layer``'s hidden steps, in a box of its own among its steps."""
+        if layer not in self.markers:
+            self.markers[layer] = f"elided{len(self.markers)}"
+            steps = self.hidden[layer]
+            box = f"t{steps[0]} ... t{steps[-1]}"
+            label = _escape(f"{len(steps)} time steps\nnot drawn")
+            self.add_node(f"{layer}/{box}" if layer else box, self.markers[layer],
+                          {"label": label, **ELIDED_STYLE}, (layer, steps[0]))
+        return self.markers[layer]
+
+    def add_node(self, scope, node, attributes, step):
+        self.lines_of(scope).append(f"{node} {_attrs(attributes)}")
+        if step[0] is not None:
+            self.nodes_of_step.setdefault(step, []).append(node)
+
+    # -- clusters ------------------------------------------------------------------------
+    def lines_of(self, scope):
+        """The statements of ``scope``'s cluster, creating it and its parents if new."""
+        if not self.cluster_scopes:
+            return self.clusters[""]
+        if scope not in self.clusters:
+            parts = scope.split("/")
+            for k in range(1, len(parts) + 1):
+                path, parent = "/".join(parts[:k]), "/".join(parts[:k - 1])
+                if path not in self.clusters:
+                    self.clusters[path], self.children[path] = [], []
+                    self.children[parent].append(path)
+        return self.clusters[scope]
+
+    def cluster_lines(self):
+        """Top-level nodes, then nested ``subgraph cluster_N`` blocks, written depth
+        first with an explicit stack."""
+        lines = list(self.clusters[""])
+        stack = [(False, scope) for scope in reversed(self.children[""])]
+        count = 0
+        while stack:
+            closing, scope = stack.pop()
+            indent = "\t" * (scope.count("/") + 1)
+            if closing:
+                lines.append(indent + "}")
+                continue
+            lines.append(f"{indent}subgraph cluster_{count} {{")
+            count += 1
+            lines.append(f'{indent}\tlabel="{_escape(scope.rsplit("/", 1)[-1])}" '
+                         f'{_attrs(CLUSTER_STYLE)[1:-1]}')
+            lines += [indent + "\t" + line for line in self.clusters[scope]]
+            stack.append((True, scope))
+            stack.extend((False, child) for child in reversed(self.children[scope]))
+        return lines
+
+    # -- edges ---------------------------------------------------------------------------
+    def edge_counts(self, order):
+        """{(tail, head): uses}: each input into its op, each op into its output."""
+        position = {id(tensor): index for index, tensor in enumerate(order)}
+        counts = {}
+        for index, tensor in enumerate(order):
+            if tensor.op is None:
+                continue
+            op_node = self.op_node_of[index]
+            pairs = [(self.node_of[position[id(t)]], op_node) for t in tensor.op.inputs]
+            pairs.append((op_node, self.node_of[index]))
+            for pair in pairs:
+                if pair[0] != pair[1]:  # edges among hidden steps vanish into the marker
+                    counts[pair] = counts.get(pair, 0) + 1
+        return counts
+
+    def edge_lines(self, counts, parameter_nodes):
+        """One line per distinct edge, labelled 'xN' when it stands for N uses. Edges
+        from a parameter take its colour, so a weight's fan-out stands out."""
+        markers = set(self.markers.values())
+        lines = []
+        for (tail, head), count in counts.items():
+            attributes = {}
+            if count > 1:
+                attributes["label"] = f"x{count}"
+            if tail in parameter_nodes:
+                attributes["color"] = ROLES["parameter"][1]
+            if tail in markers or head in markers:
+                attributes["style"] = "dashed"
+            lines.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))
+        return lines
+
+    def step_order_lines(self, counts):
+        """Invisible edges that draw each layer's time steps one after another, in order.
+
+        A step's nodes that need nothing from the step before (the slice ``x[:, t]`` of
+        the input, constants) would otherwise be ranked as early as possible: every step
+        box would reach back to the start, the boxes would sit side by side in whatever
+        order Graphviz's heuristics pick, often not time order. An invisible edge from
+        each node that ends step t (no successor inside it) to each node that starts the
+        next drawn step (no predecessor inside it) makes the order part of the ranking,
+        which Graphviz always obeys.
+        """
+        step_of = {node: step for step, nodes in self.nodes_of_step.items() for node in nodes}
+        has_inner_input, has_inner_output = set(), set()
+        for tail, head in counts:
+            if tail in step_of and step_of.get(head) == step_of[tail]:
+                has_inner_output.add(tail)
+                has_inner_input.add(head)
+        layers = {}
+        for (layer, step), nodes in self.nodes_of_step.items():
+            layers.setdefault(layer, []).append((step, nodes))
+        lines = []
+        for steps in layers.values():
+            steps.sort(key=lambda entry: entry[0])
+            for (_, before), (_, after) in zip(steps, steps[1:]):
+                ends = [node for node in before if node not in has_inner_output]
+                starts = [node for node in after if node not in has_inner_input]
+                lines += [f"{tail} -> {head} [style=invis]" for tail in ends for head in starts]
+        return lines
+
+
+def graph(root, *, show_shapes=True, show_grads=False, rankdir="LR", cluster_scopes=True,
+          keep_steps=None, title=None):
+    """The computation graph of everything ``root`` depends on, as a ``graphviz.Digraph``.
+
+    Tensors are records (name and shape; parameters by their dotted name such as
+    ``lstm.l0.weight``); ops are small boxes labelled with the op and its parameters
+    (``slice [:, 0:8]``). Tensor fills show the role: parameter, input (any other leaf
+    the graph reaches, constants included), output (``root``) or intermediate,
+    explained by a legend. Each use of a tensor is one edge; repeated edges between the
+    same two nodes are drawn once, labelled ``xN``. A leaf that needs no gradient appears
+    only where a recorded op used it.
+
+    Options:
+      show_shapes     put each tensor's shape in its record.
+      show_grads      fill tensors by log10 of their gradient norm instead (pale for the
+                      smallest, dark red for the largest; the legend states the range)
+                      and show the role by the border colour. Needs
+                      ``root.backward(retain_grads=True)`` first, since plain
+                      ``backward()`` frees intermediate gradients; ValueError otherwise.
+      rankdir         where the arrows point: "LR" (default), "TB", "BT" or "RL".
+      cluster_scopes  draw each ``mg.scope`` as a dashed, labelled box, nested as the
+                      scopes are ('lstm/l0/t3': a layer box around step boxes). An op is
+                      drawn in the box of the tensor it makes; tensors created at top
+                      level (parameters, inputs) stay outside, so a weight's edges into
+                      every step are visible.
+      keep_steps      for long sequences: draw only the first and last ``keep_steps``
+                      time steps of each layer (a time step is a scope named
+                      ``t<number>``). The steps in between become one dashed marker
+                      node per layer, and edges into or out of them go to the marker.
+                      None (default) draws every step.
+      title           a caption at the top.
+
+    The time steps of a layer follow one another in the direction of the arrows, in
+    time order. The DOT text (``.source``) is identical on every run for the same graph.
+    In Jupyter the returned Digraph displays inline; ``render`` writes it to a file.
+    """
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+    if keep_steps is not None and (isinstance(keep_steps, bool) or not isinstance(
+            keep_steps, (int, np.integer)) or keep_steps < 1):
+        raise ValueError(f"keep_steps must be a positive integer or None, got {keep_steps!r}")
+
+    order = topological_order(root)
+    norms, grad_range = {}, None
+    if show_grads:
+        norms = _grad_norms(order)
+        if not any(order[i].op is not None for i in norms) and (
+                not norms or any(t.op is not None for t in order)):
+            raise ValueError("show_grads=True needs the gradients of the graph's tensors: "
+                             "call root.backward(retain_grads=True) first (plain backward() "
+                             "keeps only the leaves' gradients)")
+        grad_range = _log_range(norms) or (0.0, 0.0)
+
+    drawing = _Drawing(
+        root, show_shapes=show_shapes, norms=norms, grad_range=grad_range,
+        separator="\n" if rankdir in ("LR", "RL") else " ", cluster_scopes=cluster_scopes,
+        hidden=_elided_steps((t.scope for t in order), keep_steps) if keep_steps else {})
+    for index, tensor in enumerate(order):
+        drawing.add(index, tensor)
+    counts = drawing.edge_counts(order)
+    parameters = {drawing.node_of[i] for i, t in enumerate(order) if isinstance(t, Parameter)}
+
+    body = [f'label="{_escape(title)}" labelloc="t" fontsize="16"'] if title else []
+    legend = _legend(drawing.roles, grad_range, drawing.has_no_grad, bool(drawing.markers))
+    body.append(f"legend [shape=plaintext fontsize=10 label={legend}]")
+    body += drawing.cluster_lines()
+    body += drawing.edge_lines(counts, parameters)
+    body += drawing.step_order_lines(counts)
+    return graphviz.Digraph(
+        name="minigrad", body=["\t" + line + "\n" for line in body],
+        graph_attr={"rankdir": rankdir, "nodesep": "0.12", "ranksep": "0.2",
+                    "fontname": "Helvetica"},
+        node_attr={"fontname": "Helvetica"}, edge_attr={"arrowsize": "0.6", "fontsize": "9"})
+
+
+# -- files ----------------------------------------------------------------------------------
+
+def _write_atomically(path, data):
+    """Write to a new file beside ``path``, then rename it over ``path``, so a crash or a
+    failed conversion never leaves a half-written file behind. The file is created with
+    mode 0o666 so that the umask applies, as for any ``open(path, "wb")``."""
+    temporary = f"{os.fspath(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+MISSING_DOT = ("Graphviz's 'dot' program is needed to write {suffix} files but was not "
+               "found on PATH. Install it (Debian/Ubuntu: apt-get install graphviz; "
+               "macOS: brew install graphviz; conda: conda install graphviz), or write "
+               "a .dot file instead, which needs no Graphviz.")
+
+
+def render(root, path, **options):
+    """Draw ``graph(root, **options)`` into ``path``; the suffix picks the format.
+
+    ``.dot`` writes the DOT source and needs nothing else; ``.svg``, ``.png`` and
+    ``.pdf`` run Graphviz's ``dot`` (directly, without a shell) and raise RuntimeError
+    explaining how to install it when it is missing. The file is written atomically.
+    Returns ``path``.
+    """
+    suffix = pathlib.Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot render to {os.fspath(path)!r}: unknown suffix "
+                         f"{suffix or '(none)'!r}; use one of {', '.join(FORMATS)}")
+    drawing = graph(root, **options)
+    if suffix == ".dot":
+        _write_atomically(path, drawing.source.encode("utf-8"))
+        return path
+    if shutil.which("dot") is None:
+        raise RuntimeError(MISSING_DOT.format(suffix=suffix))
+    try:
+        data = drawing.pipe(format=FORMATS[suffix])
+    except graphviz.ExecutableNotFound:
+        raise RuntimeError(MISSING_DOT.format(suffix=suffix)) from None
+    _write_atomically(path, data)
+    return path
