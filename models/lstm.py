@@ -133,6 +133,9 @@ class LSTMCell(Module):
         o = mg.sigmoid(z[:, 3 * H:])
         c = f * c_prev + i * g
         h = o * mg.tanh(c)
+        # Names cost nothing and let a drawing of the graph say which gate is which.
+        for tensor, name in ((z, "z"), (i, "i"), (f, "f"), (g, "g"), (o, "o"), (c, "c"), (h, "h")):
+            tensor.name = name
         return h, c
 
     def extra_repr(self):
@@ -177,8 +180,8 @@ class LSTM(Module):
         for k, cell in enumerate(self.cells()):
             with mg.scope(f"l{k}"):
                 if state is None:
-                    h = mg.Tensor(np.zeros((N, H), self.dtype))
-                    c = mg.Tensor(np.zeros((N, H), self.dtype))
+                    h = mg.Tensor(np.zeros((N, H), self.dtype), name="h0")
+                    c = mg.Tensor(np.zeros((N, H), self.dtype), name="c0")
                 else:
                     h, c = state[0][k], state[1][k]
                 outputs = []
