@@ -494,3 +494,10 @@ def test_three_thousand_steps_forward_and_backward():
         y, _ = model(np.zeros((1, steps, D)))
         return len(topological_order(y))
     assert graph_size(200) - graph_size(100) == graph_size(300) - graph_size(200)
+
+
+def test_step_tensors_are_named_for_drawings():
+    lstm = LSTM(2, 3, rng=np.random.default_rng(0))
+    out, _ = lstm(mg.Tensor(np.ones((1, 2, 2)), requires_grad=True))
+    names = {node.name for node in topological_order(out) if node.name}
+    assert {"z", "i", "f", "g", "o", "c", "h", "h0", "c0", "l0.weight", "l0.bias"} <= names
