@@ -29,6 +29,7 @@ import sys
 import numpy as np
 
 import minigrad as mg
+from minigrad.gradcheck import numeric_gradient
 from models import LSTM
 
 EPS = 1e-5         # central-difference step: balances rounding (~1e-16/EPS) and
@@ -40,21 +41,6 @@ INPUT, HIDDEN, BATCH = 3, 4, 2
 def relative_error(analytic, numeric):
     """|a - n| / max(|a| + |n|, tiny), elementwise: scale-free, and 0 where both are 0."""
     return np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-12)
-
-
-def numeric_gradient(loss, array):
-    """d loss() / d array by central differences. ``array`` is perturbed in place, one
-    element at a time, and restored; ``loss`` must read it (e.g. a parameter's data)."""
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        original = array[index]
-        array[index] = original + EPS
-        plus = loss()
-        array[index] = original - EPS
-        minus = loss()
-        array[index] = original
-        grad[index] = (plus - minus) / (2 * EPS)
-    return grad
 
 
 def random_problem(num_layers, steps, rng):
@@ -93,7 +79,7 @@ def check_all_gradients(num_layers=2, steps=4, seed=0):
 
     results = []
     for name, t in lstm.named_parameters() + [("x", x), ("h0", h0), ("c0", c0)]:
-        error = relative_error(t.grad, numeric_gradient(loss, t.data))
+        error = relative_error(t.grad, numeric_gradient(loss, t.data, EPS))
         results.append((name, t.shape, float(error.max())))
     return results
 
@@ -168,7 +154,7 @@ def compare_on(steps, seed=0):
         with mg.no_grad():
             return float((lstm(x, (h0, c0))[0].data * dout).sum())
 
-    numeric = (numeric_gradient(loss, W.data), numeric_gradient(loss, b.data))
+    numeric = (numeric_gradient(loss, W.data, EPS), numeric_gradient(loss, b.data, EPS))
     errors = {}
     for method, grads in (("graph", (W.grad, b.grad)), ("faulty", faulty)):
         errors[method] = {name: relative_error(g, n)

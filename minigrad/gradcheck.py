@@ -63,13 +63,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, *, max_elements=None, 
             positions = np.sort(rng.choice(x.size, max_elements, replace=False))
         for flat in positions:
             index = np.unravel_index(flat, x.shape)
-            original = x[index]
-            x[index] = original + eps
-            plus = objective()
-            x[index] = original - eps
-            minus = objective()
-            x[index] = original
-            numeric = (plus - minus) / (2 * eps)
+            numeric = central_difference(objective, x, index, eps)
             value = float(analytic[i][index])
             error = abs(value - numeric)
             if not error <= atol + rtol * abs(numeric):
@@ -79,6 +73,28 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, *, max_elements=None, 
                     f"{numeric:.10g}, error {error:.3g} > atol + rtol*|numeric| = "
                     f"{atol + rtol * abs(numeric):.3g}")
     return True
+
+
+def central_difference(f, array, index, eps):
+    """(f() at array[index] + eps - f() at array[index] - eps) / 2 eps.
+
+    ``array`` is changed in place for the two calls and restored; ``f`` must read it.
+    """
+    original = array[index]
+    array[index] = original + eps
+    plus = f()
+    array[index] = original - eps
+    minus = f()
+    array[index] = original
+    return (plus - minus) / (2 * eps)
+
+
+def numeric_gradient(f, array, eps=1e-6):
+    """d f() / d array by central differences, every element (f returns a float)."""
+    grad = np.zeros(array.shape)
+    for index in np.ndindex(array.shape):
+        grad[index] = central_difference(f, array, index, eps)
+    return grad
 
 
 def _describe(position, tensor):

@@ -196,3 +196,12 @@ def test_gradcheck_checks_float32_inputs_on_float64_copies():
 def test_gradcheck_needs_an_input_to_check():
     with pytest.raises(ValueError, match="no input has requires_grad"):
         mg.gradcheck(lambda a: a * 2, [mg.Tensor([1.0])])
+
+
+def test_numeric_gradient_of_a_known_function_and_array_restored():
+    from minigrad.gradcheck import numeric_gradient
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    before = x.copy()
+    grad = numeric_gradient(lambda: float(np.sum(x ** 3)), x)
+    np.testing.assert_allclose(grad, 3 * before ** 2, rtol=1e-8)
+    np.testing.assert_array_equal(x, before)
