@@ -81,13 +81,13 @@ def main():
         print(f"\n{task} ({', '.join(map(str, bits))} bits)")
         rows = [summary_row("train steps", records, "train_steps", lambda v: f"{v:,.0f}"),
                 summary_row("seconds", records, "seconds", lambda v: f"{v:.1f}"),
-                summary_row("test accuracy", records, "test_accuracy", lambda v: f"{v:.3f}")]
+                summary_row("test accuracy", records, "test_accuracy", lambda v: f"{v:.2%}")]
         if all("converged" in r for r in records):
             rows.append(["converged"] + ["yes" if r["converged"] else "no" for r in records]
                         + [f"{sum(r['converged'] for r in records)}/{len(records)}"])
         if args.test_bits:
             rows.append(summary_row(f"accuracy at {args.test_bits} bits", records,
-                                    "long_test_accuracy", lambda v: f"{v:.3f}"))
+                                    "long_test_accuracy", lambda v: f"{v:.2%}"))
         print(table([""] + [f"seed {s}" for s in args.seeds] + ["median"],
                     [r for r in rows if r is not None]))
     write_json(args.json, {"benchmark": "arithmetic", "machine": info, "seeds": args.seeds,
