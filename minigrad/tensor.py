@@ -7,6 +7,7 @@ there are no reference cycles, and dropping the root of a graph frees all of it 
 """
 import itertools
 import operator
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -193,7 +194,7 @@ def topological_order(root, grad_only=False):
     thousand nodes deep), then a sort by creation serial number: an op's inputs are
     always created before its output, so that is a topological order, and the same
     computation gives the same order on every run. With ``grad_only`` the walk skips
-    tensors that need no gradient. Used by backward, the graph drawer and ``gradcheck``.
+    tensors that need no gradient. Backward relies on the same serial numbers.
     """
     found = {id(root): root}
     stack = [root]
@@ -212,21 +213,26 @@ _by_serial = operator.attrgetter("serial")
 
 
 def backpropagate(root, grad, retain_grads=False):
-    """Reverse-mode sweep: visit nodes users-first, hand each op its output's gradient.
+    """Reverse-mode sweep: hand each op its output's gradient, users before inputs.
 
-    Gradients wait in ``pending`` until every user of a node has contributed, and are
-    popped when consumed, so memory is released during the sweep. A gradient an op
-    returned may be shared (``add`` returns the same array for both inputs), so the first
-    contribution is stored as is and the second creates a new array; only arrays this
-    function created itself (``owned``) are ever added to in place.
+    A node enters a max-heap keyed by its serial number when it first receives a
+    gradient. Every user of a node was created after it, so by the time the node has the
+    highest serial in the heap, every user on a path from ``root`` has been processed and
+    its gradient is complete: a topological order without sorting the whole graph first.
+    Gradients are popped from ``pending`` as they are consumed, so memory is released
+    during the sweep.
+
+    A gradient an op returned may be shared (``add`` returns the same array for both
+    inputs), so the first contribution is stored as is and the second creates a new
+    array; only arrays this function created itself (``owned``) are added to in place.
     """
     pending = {id(root): grad}
     owned = set()
-    for node in reversed(topological_order(root, grad_only=True)):
+    heap = [(-root.serial, root)]
+    while heap:
+        node = heappop(heap)[1]
         key = id(node)
-        grad = pending.pop(key, None)
-        if grad is None:
-            continue
+        grad = pending.pop(key)
         op = node.op
         if op is None:
             if key not in owned:
@@ -244,6 +250,8 @@ def backpropagate(root, grad, retain_grads=False):
                     f"for an input of shape {parent.data.shape}")
             pkey = id(parent)
             existing = pending.get(pkey)
+            if existing is None:
+                heappush(heap, (-parent.serial, parent))
             if type(parent_grad) is IndexedGrad:  # zero outside an index: add in place
                 if pkey not in owned:
                     existing = (np.zeros(parent_grad.shape, parent.data.dtype)
