@@ -311,3 +311,13 @@ def test_item_and_numpy():
     assert t.item() == 3.5 and t.numpy() is t.data
     with pytest.raises(ValueError, match="one element"):
         mg.Tensor([1.0, 2.0]).item()
+
+
+def test_a_20000_op_chain_is_drawn_without_recursion():
+    x = leaf([1.0], "x")
+    y = x
+    for _ in range(20_000):
+        y = mg.tanh(y)
+    source = mg.viz.graph(y).source
+    assert source.count('label="tanh"') == 20_000
+    assert source.count("->") == 40_000  # x -> op -> tensor -> op ... for every op
