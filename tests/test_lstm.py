@@ -376,7 +376,7 @@ def test_default_init_is_uniform_in_one_over_sqrt_hidden():
 def test_repr():
     assert repr(LSTMCell(3, 4)) == "LSTMCell(input_size=3, hidden_size=4)"
     text = repr(LSTM(3, 4, num_layers=2, dtype=np.float32))
-    assert text.startswith("LSTM(input_size=3, hidden_size=4, num_layers=2, dtype=float32")
+    assert text.startswith("LSTM(\n  input_size=3, hidden_size=4, num_layers=2, dtype=float32\n")
     assert "(l0): LSTMCell(input_size=3, hidden_size=4, dtype=float32)" in text
     assert "(l1): LSTMCell(input_size=4, hidden_size=4, dtype=float32)" in text
 
