@@ -1,6 +1,7 @@
 """Draw the unrolled computation graph of a small LSTM adding two binary numbers.
 
     python examples/render_graph.py --steps 4 -o lstm.svg [--grads] [--hidden 8] [--seed 0]
+    python examples/render_graph.py --load runs/addition/model.npz --grads -o lstm.svg
 
 One pair (a, b) is encoded least-significant bit first, so the LSTM runs one time step
 per bit. The drawing shows one dashed box per time step with the gates inside (the
@@ -15,6 +16,9 @@ through all the steps, and the colours show how much of it is left at each one.
 also gets a gradient of its own. The input ``x`` is made to require a gradient so that it
 appears in the drawing, feeding every step, with its per-step gradient.
 
+``--load`` draws a model trained by ``binary_addition.py`` instead of fresh random
+weights: a trained LSTM carries the gradient back further, through its learned carry.
+
 The format follows the suffix of ``-o``: .svg, .png, .pdf (these need Graphviz's ``dot``)
 or .dot (the DOT text, needs nothing).
 """
@@ -25,7 +29,7 @@ import sys
 import numpy as np
 
 import minigrad as mg
-from models.arithmetic import ArithmeticModel, MAX_BITS, encode, sample_pairs
+from models.arithmetic import ArithmeticModel, MAX_BITS, encode, restore, sample_pairs
 
 FORMATS = (".svg", ".png", ".pdf", ".dot")
 
@@ -42,11 +46,15 @@ def parse_args(argv=None):
     parser.add_argument("--loss", choices=("last", "mean"), default="last",
                         help="last: loss of the most significant bit only (default); "
                              "mean: the training loss over all bits")
-    parser.add_argument("--hidden", type=int, default=8, help="LSTM hidden size (default 8)")
+    parser.add_argument("--hidden", type=int, default=8,
+                        help="LSTM hidden size of a fresh model (default 8)")
+    parser.add_argument("--load", metavar="PATH",
+                        help="draw the addition model saved at PATH (by binary_addition.py) "
+                             "instead of fresh random weights")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the weights and of the sample (default 0)")
     parser.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"), default="TB",
-                        help="direction of the arrows (default TB: time steps side by side)")
+                        help="direction of the arrows (default TB: time steps top to bottom)")
     parser.add_argument("--keep-steps", type=int, default=None, metavar="K",
                         help="draw only the first and last K time steps")
     args = parser.parse_args(argv)
@@ -58,13 +66,24 @@ def parse_args(argv=None):
         parser.error(f"--keep-steps must be at least 1, got {args.keep_steps}")
     if os.path.splitext(args.output)[1].lower() not in FORMATS:
         parser.error(f"-o {args.output!r}: the suffix must be one of {', '.join(FORMATS)}")
+    args.model = None
+    if args.load is not None:
+        if not os.path.isfile(args.load):
+            parser.error(f"--load {args.load}: no such file")
+        try:
+            args.model, config = restore(mg.load(args.load))
+        except ValueError as err:
+            parser.error(str(err))
+        if config["task"] != "addition":
+            parser.error(f"--load {args.load}: a {config['task']} model, not addition")
+        args.hidden = args.model.lstm.hidden_size
     return args
 
 
 def build(args):
     """The model's loss on one sample, backpropagated when ``--grads``; and a caption."""
     rng = np.random.default_rng(args.seed)
-    model = ArithmeticModel(args.hidden, rng=rng)
+    model = ArithmeticModel(args.hidden, rng=rng) if args.model is None else args.model
     a, b = sample_pairs("addition", args.steps, 1, rng)
     x, y = encode("addition", a, b, args.steps)
     x = mg.Tensor(x, requires_grad=True, name="x")
@@ -79,9 +98,10 @@ def build(args):
     if args.grads:
         loss.backward(retain_grads=True)
     total = int(a[0]) + int(b[0])
+    state = "untrained" if args.model is None else "trained"
     title = (f"{int(a[0])} + {int(b[0])} = {total} in {args.steps} bits, least-significant "
-             f"first: an LSTM (hidden size {args.hidden}) unrolled over {args.steps} time "
-             f"steps\n")
+             f"first: a {state} LSTM (hidden size {args.hidden}) unrolled over {args.steps} "
+             f"time steps\n")
     if args.grads:
         title += f"fill colour: size of the gradient of {what}"
     else:

@@ -407,3 +407,23 @@ def test_example_rejects_bad_flags_in_one_line():
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].endswith("--steps must be in 1..64, got 0")
     assert not (REPO / "unused.svg").exists()
+
+
+def test_example_draws_a_trained_model_with_load(tmp_path):
+    train = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "binary_addition.py"), "--bits", "3",
+         "--hidden", "3", "--steps", "5", "--quiet", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    out = tmp_path / "trained.dot"
+    run = _run_example("--load", str(tmp_path / "model.npz"), "--steps", "3", "--grads",
+                       "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    text = out.read_text()
+    assert "a trained LSTM (hidden size 3)" in text and "t2" in text
+
+
+def test_example_load_of_a_missing_file_is_one_clear_error(tmp_path):
+    run = _run_example("--load", str(tmp_path / "none.npz"), "-o", str(tmp_path / "x.svg"))
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].endswith("none.npz: no such file")
