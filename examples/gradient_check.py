@@ -112,7 +112,7 @@ def faulty_bptt(W, b, x, h0, c0, dout):
     Everything is right except one line, marked BUG. Kept to show what a 2-step gradient
     check cannot catch; do not use it.
     """
-    D, H = x.shape[2], h0.shape[1]
+    D = x.shape[2]
     _, cache = numpy_forward(W, b, x, h0, c0)
     dW, db = np.zeros_like(W), np.zeros_like(b)
     dh_next = np.zeros_like(h0)  # gradient reaching h_t from step t+1

@@ -10,3 +10,11 @@ from .serialization import load, save
 from .tensor import Tensor
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "GradcheckError", "gradcheck", "no_grad", "enable_grad", "is_grad_enabled",
+    "scope", "current_scope", "save", "load", "keep_freed_memory", "nn", "optim", "viz",
+    "add", "subtract", "multiply", "divide", "matmul", "power", "negative", "exp", "log",
+    "sigmoid", "tanh", "relu", "softplus", "sum", "mean", "reshape", "transpose", "getitem",
+    "concat", "stack",
+]

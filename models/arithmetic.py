@@ -591,7 +591,7 @@ def main(task, argv=None):
             why = f"stopped at --steps {args.steps} before every evaluation pair was right"
         print(f"trained {history.steps} steps in {history.seconds:.2f} s ({why})")
 
-    which = f"the held-out pairs" if split.held_out else f"all {bits}-bit pairs"
+    which = "the held-out pairs" if split.held_out else f"all {bits}-bit pairs"
     test_accuracy, examples = _evaluate(task, model, split.test_a, split.test_b, bits, which)
     record = {"task": task, "bits": bits, "seed": seed,
               "train_steps": 0 if history is None else history.steps,
