@@ -161,6 +161,9 @@ class Matmul(Op):
         a, b = self.inputs[0].data, self.inputs[1].data
         if a.ndim == 1 and b.ndim == 1:  # dot product: grad is a scalar
             return grad * b, grad * a
+        if a.ndim == 2 and b.ndim == 2:  # the common case, without the general machinery
+            return (grad @ b.T if self.inputs[0].requires_grad else None,
+                    a.T @ grad if self.inputs[1].requires_grad else None)
         if a.ndim > 2 and b.ndim == 2:  # batch of rows times a weight matrix
             rows, grad_rows = a.reshape(-1, a.shape[-1]), grad.reshape(-1, b.shape[1])
             return ((grad_rows @ b.T).reshape(a.shape) if self.inputs[0].requires_grad else None,
