@@ -1,4 +1,4 @@
-"""The value node of the graph, and the one traversal that walks the graph.
+"""The value node of the graph, the walk over the graph, and the backward sweep.
 
 A graph has two kinds of object. A ``Tensor`` holds an array and, if an op made it, that
 op in ``.op``. An op (see ``ops.py``) holds its input Tensors and whatever its backward
@@ -187,14 +187,14 @@ class IndexedGrad:
         return dense
 
 
-def topological_order(root, grad_only=False):
+def topological_order(root):
     """Every tensor ``root`` depends on through recorded ops, inputs before users.
 
     An iterative reachability walk (a recursive one overflows Python's stack at about a
     thousand nodes deep), then a sort by creation serial number: an op's inputs are
     always created before its output, so that is a topological order, and the same
-    computation gives the same order on every run. With ``grad_only`` the walk skips
-    tensors that need no gradient. Backward relies on the same serial numbers.
+    computation gives the same order on every run. Used by the graph drawer; backward
+    relies on the same serial numbers without walking the graph first.
     """
     found = {id(root): root}
     stack = [root]
@@ -203,7 +203,7 @@ def topological_order(root, grad_only=False):
         if op is None:
             continue
         for parent in op.inputs:
-            if id(parent) not in found and (parent.requires_grad or not grad_only):
+            if id(parent) not in found:
                 found[id(parent)] = parent
                 stack.append(parent)
     return sorted(found.values(), key=_by_serial)
