@@ -32,14 +32,15 @@ def unbroadcast(grad, shape):
 def _stable_sigmoid(x):
     """1 / (1 + exp(-x)) without overflow: x is first clipped where exp(-x) would exceed
     the dtype's range (there the result is 0 to within the smallest normal float)."""
-    y = np.maximum(x, _EXP_SAFE_MIN[x.dtype.type], out=np.empty_like(x))
+    y = np.maximum(x, _EXP_SAFE_MIN.get(x.dtype.type, -708.0), out=np.empty_like(x))
     np.negative(y, out=y)
     np.exp(y, out=y)
     y += 1
     return np.reciprocal(y, out=y)
 
 
-# exp(-x) stays finite for x above these (log of the largest float, rounded down).
+# exp(-x) stays finite for x above these (log of the largest float, rounded down);
+# -708 also suits any wider float.
 _EXP_SAFE_MIN = {np.float64: -708.0, np.float32: -88.0, np.float16: -11.0}
 
 

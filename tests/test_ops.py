@@ -172,6 +172,16 @@ def test_sigmoid_and_softplus_are_finite_without_warnings_at_extremes():
     np.testing.assert_allclose(mg.softplus(x).data[[0, 4]], [0.0, 1000.0])
 
 
+def test_sigmoid_of_every_float_dtype():
+    for dtype in (np.float16, np.float32, np.float64, np.longdouble):
+        x = np.array([-1000.0, 0.0, 2.0], dtype=dtype)
+        with np.errstate(over="raise"):
+            y = mg.sigmoid(mg.Tensor(x)).data
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y.astype(np.float64), [0.0, 0.5, 1 / (1 + np.exp(-2.0))],
+                                   atol=1e-3 if dtype == np.float16 else 1e-7)
+
+
 def test_gradcheck_catches_a_backward_that_ignores_its_upstream_gradient():
     class BadSquare(mg.ops.Op):
         __slots__ = ()
