@@ -93,6 +93,8 @@ OP_TABLE = [
     case("slice-middle-int", lambda a: a[:, 2, :], (2, 3, 4)),
     case("slice-ellipsis-newaxis", lambda a: a[None, ..., 0], (2, 3, 4)),
     case("slice-size1", lambda a: a[:, 0:1], (3, 1)),
+    case("index-one-element", lambda a: a[1] * a[2] + a[0], (4,)),
+    case("index-one-element-2d", lambda a: a[1, 2] + a[-1, 0] * a[1, 2], (3, 4)),
     case("index-repeated", lambda a: a[np.array([0, 0, 2])], (3, 4)),
     case("concat-last", lambda a, b: mg.concat([a, b]), (3, 2), (3, 5)),
     case("concat-axis0", lambda a, b, c: mg.concat([a, b, c], axis=0), (1, 4), (3, 4), (2, 4)),
