@@ -224,7 +224,8 @@ def backpropagate(root, grad, retain_grads=False):
 
     A gradient an op returned may be shared (``add`` returns the same array for both
     inputs), so the first contribution is stored as is and the second creates a new
-    array; only arrays this function created itself (``owned``) are added to in place.
+    array; only arrays this function created itself (``owned``) are added to in place,
+    and every gradient is kept an ndarray (numpy gives scalars for 0-d results).
     """
     pending = {id(root): grad}
     owned = set()
@@ -237,13 +238,15 @@ def backpropagate(root, grad, retain_grads=False):
         if op is None:
             if key not in owned:
                 grad = grad.copy()  # never alias an array another node holds
-            node.grad = grad if node.grad is None else node.grad + grad
+            node.grad = grad if node.grad is None else _array(node.grad + grad)
             continue
         if retain_grads or node.retains_grad:
             node.grad = grad if key in owned else grad.copy()
         for parent, parent_grad in zip(op.inputs, op.backward(grad)):
             if parent_grad is None or not parent.requires_grad:
                 continue
+            if type(parent_grad) is not np.ndarray and type(parent_grad) is not IndexedGrad:
+                parent_grad = np.asarray(parent_grad)  # a numpy scalar from 0-d arithmetic
             if parent_grad.shape != parent.data.shape:
                 raise RuntimeError(
                     f"{op.label} backward returned a gradient of shape {parent_grad.shape} "
@@ -263,8 +266,14 @@ def backpropagate(root, grad, retain_grads=False):
             elif pkey in owned:
                 existing += parent_grad
             else:
-                pending[pkey] = existing + parent_grad
+                pending[pkey] = _array(existing + parent_grad)
                 owned.add(pkey)
+
+
+def _array(x):
+    """numpy returns a scalar, not an array, for arithmetic on 0-d arrays; gradients must
+    stay arrays, or adding into them in place would silently drop a contribution."""
+    return x if type(x) is np.ndarray else np.asarray(x)
 
 
 from . import ops  # noqa: E402  (ops builds Tensors; Tensor's operators call ops)

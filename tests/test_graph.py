@@ -83,6 +83,14 @@ def test_backward_twice_on_the_same_graph_accumulates_again():
     np.testing.assert_allclose(a.grad, 4 * a.data)
 
 
+def test_gradients_of_0d_tensors_are_arrays_and_every_use_counts():
+    a = leaf(2.0)
+    (a + a + a + a).backward()
+    assert type(a.grad) is np.ndarray and a.grad.shape == () and a.grad == 4.0
+    (a * a).backward()
+    assert type(a.grad) is np.ndarray and a.grad == 8.0
+
+
 def test_leaf_gradients_never_alias_each_other_or_the_upstream_gradient():
     a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     upstream = np.array([1.0, 1.0])

@@ -102,6 +102,9 @@ OP_TABLE = [
     case("stack-axis0", lambda a, b: mg.stack([a, b]), (3, 4), (3, 4)),
     case("stack-axis1", lambda a, b, c: mg.stack([a, b, c], axis=1), (2, 3), (2, 3), (2, 3)),
     case("stack-last", lambda a, b: mg.stack([a, b], axis=-1), (), ()),
+    # 0-d tensors used many times: numpy's 0-d arithmetic returns scalars, not arrays.
+    case("reuse-0d", lambda a: a * a + a * a + a + a + a, ()),
+    case("reuse-0d-with-matrix", lambda a, b: (a * b).sum() + a * a + a, (), (2, 3)),
     # Slice gradients are added into a shared buffer: mix them with dense uses, both orders.
     case("slices-then-dense", lambda a: a[:, :2] * a[:, 2:] + a[:, 1:3] + a[:, :2] * a[:, :2], (3, 4)),
     case("dense-then-slices", lambda a: (a * a)[:, 1:] + a[:, :3] + a[np.array([1, 1, 0]), 1:], (3, 4)),
