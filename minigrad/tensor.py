@@ -245,8 +245,11 @@ def backpropagate(root, grad, retain_grads=False):
         for parent, parent_grad in zip(op.inputs, op.backward(grad)):
             if parent_grad is None or not parent.requires_grad:
                 continue
-            if type(parent_grad) is not np.ndarray and type(parent_grad) is not IndexedGrad:
-                parent_grad = np.asarray(parent_grad)  # a numpy scalar from 0-d arithmetic
+            if type(parent_grad) is not IndexedGrad:
+                if type(parent_grad) is not np.ndarray:  # a numpy scalar from 0-d arithmetic
+                    parent_grad = np.asarray(parent_grad)
+                if parent_grad.dtype != parent.data.dtype:  # a mixed-dtype op: the gradient
+                    parent_grad = parent_grad.astype(parent.data.dtype)  # takes the input's
             if parent_grad.shape != parent.data.shape:
                 raise RuntimeError(
                     f"{op.label} backward returned a gradient of shape {parent_grad.shape} "

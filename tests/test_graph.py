@@ -299,6 +299,15 @@ def test_python_scalars_and_integer_arrays_do_not_upcast_float32():
     assert x.grad.dtype == np.float32
 
 
+def test_a_gradient_has_the_dtype_of_its_tensor_after_mixed_dtype_ops():
+    x = mg.Tensor(np.ones(3, np.float32), requires_grad=True)
+    w = mg.Tensor(np.ones((2, 2), np.float32), requires_grad=True)
+    out = (x * np.ones(3)).sum() + mg.concat([w, mg.Tensor(np.ones((2, 2)))]).sum()
+    assert out.dtype == np.float64  # numpy's promotion in forward, as in PyTorch
+    out.backward()
+    assert x.grad.dtype == np.float32 and w.grad.dtype == np.float32
+
+
 def test_repr_shows_data_shape_dtype_and_op():
     t = leaf([1.0, 2.0], name="w") * 2
     text = repr(t)
