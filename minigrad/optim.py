@@ -52,12 +52,6 @@ def _param_list(owner, params):
     return params
 
 
-def _grad(p):
-    """The gradient in the parameter's own dtype, so float32 training stays float32 even
-    when a float64 input made the gradient float64."""
-    return p.grad.astype(p.data.dtype, copy=False)
-
-
 class Optimizer:
     """Shared parts: the parameter list, ``zero_grad`` and the flat state dict.
 
@@ -156,7 +150,7 @@ class SGD(Optimizer):
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            update = _grad(p)
+            update = p.grad
             if self.momentum != 0:
                 buf = self.state["momentum_buffer"][i]
                 if self.steps[i] == 0:
@@ -206,7 +200,7 @@ class Adam(Optimizer):
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            g = _grad(p)
+            g = p.grad
             m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
             self.steps[i] += 1
             t = int(self.steps[i])

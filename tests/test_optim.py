@@ -97,7 +97,7 @@ def test_float32_parameters_and_state_stay_float32(make):
     model = Linear(3, 2, rng=np.random.default_rng(0), dtype=np.float32)
     weight, weight_array = model.weight, model.weight.data
     opt = make(model.parameters())
-    x = np.random.default_rng(1).standard_normal((4, 3))  # float64 input: float64 grads
+    x = np.random.default_rng(1).standard_normal((4, 3))  # float64 input, float32 model
     for _ in range(3):
         opt.zero_grad()
         mse_loss(model(x), np.zeros((4, 2))).backward()
