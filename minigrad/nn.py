@@ -18,6 +18,14 @@ def manual_seed(seed):
     _default_rng = np.random.default_rng(seed)
 
 
+def positive_int(owner, name, value):
+    """``value`` as an int, or a ValueError naming ``owner`` and ``name`` (bools are
+    rejected: ``True`` is an int to Python but never a meant size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def uniform(shape, bound, rng=None, dtype=np.float64):
     """U(-bound, bound) samples: PyTorch's default initialisation for Linear and LSTM."""
     rng = _default_rng if rng is None else rng
@@ -158,10 +166,8 @@ class Linear(Module):
     """
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float64):
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Linear: {name} must be a positive integer, got {value!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = positive_int("Linear", "in_features", in_features)
+        self.out_features = positive_int("Linear", "out_features", out_features)
         bound = 1.0 / np.sqrt(in_features)
         self.weight = Parameter(uniform((in_features, out_features), bound, rng, dtype))
         self.bias = Parameter(uniform((out_features,), bound, rng, dtype)) if bias else None

@@ -230,11 +230,8 @@ class ArithmeticModel(mg.nn.Module):
     """An LSTM over the bit pairs and a linear head giving one logit per result bit."""
 
     def __init__(self, hidden_size, *, num_layers=1, rng=None, dtype=np.float64):
-        for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"ArithmeticModel: {name} must be a positive integer, "
-                                 f"got {value!r}")
-        self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
+        self.hidden_size = mg.nn.positive_int("ArithmeticModel", "hidden_size", hidden_size)
+        self.num_layers = mg.nn.positive_int("ArithmeticModel", "num_layers", num_layers)
         self.dtype = np.dtype(dtype)
         self.lstm = LSTM(2, hidden_size, num_layers, rng=rng, dtype=dtype)
         self.head = mg.nn.Linear(hidden_size, 1, rng=rng, dtype=dtype)

@@ -44,15 +44,9 @@ bias, where PyTorch keeps ``weight_ih`` (4H, D), ``weight_hh`` (4H, H) applied a
 import numpy as np
 
 import minigrad as mg
-from minigrad.nn import Module, Parameter, uniform
+from minigrad.nn import Module, Parameter, positive_int, uniform
 
 __all__ = ["LSTMCell", "LSTM"]
-
-
-def _positive_int(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _as_tensor(owner, what, value, dtype):
@@ -93,8 +87,8 @@ class LSTMCell(Module):
     """
 
     def __init__(self, input_size, hidden_size, *, rng=None, dtype=np.float64):
-        self.input_size = _positive_int("LSTMCell", "input_size", input_size)
-        self.hidden_size = _positive_int("LSTMCell", "hidden_size", hidden_size)
+        self.input_size = positive_int("LSTMCell", "input_size", input_size)
+        self.hidden_size = positive_int("LSTMCell", "hidden_size", hidden_size)
         self.dtype = np.dtype(dtype)
         if self.dtype.kind != "f":
             raise ValueError(f"LSTMCell: dtype must be a float type, got {self.dtype}")
@@ -159,9 +153,9 @@ class LSTM(Module):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, rng=None, dtype=np.float64):
-        self.input_size = _positive_int("LSTM", "input_size", input_size)
-        self.hidden_size = _positive_int("LSTM", "hidden_size", hidden_size)
-        self.num_layers = _positive_int("LSTM", "num_layers", num_layers)
+        self.input_size = positive_int("LSTM", "input_size", input_size)
+        self.hidden_size = positive_int("LSTM", "hidden_size", hidden_size)
+        self.num_layers = positive_int("LSTM", "num_layers", num_layers)
         self.dtype = np.dtype(dtype)
         for k in range(self.num_layers):
             size = self.input_size if k == 0 else self.hidden_size
