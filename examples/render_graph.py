@@ -29,7 +29,7 @@ import sys
 import numpy as np
 
 import minigrad as mg
-from models.arithmetic import ArithmeticModel, MAX_BITS, encode, restore, sample_pairs
+from models.arithmetic import ArithmeticModel, MAX_BITS, encode, load_model, sample_pairs
 
 FORMATS = (".svg", ".png", ".pdf", ".dot")
 
@@ -71,11 +71,9 @@ def parse_args(argv=None):
         if not os.path.isfile(args.load):
             parser.error(f"--load {args.load}: no such file")
         try:
-            args.model, config = restore(mg.load(args.load))
+            args.model, _ = load_model(args.load, "addition")
         except ValueError as err:
             parser.error(str(err))
-        if config["task"] != "addition":
-            parser.error(f"--load {args.load}: a {config['task']} model, not addition")
         args.hidden = args.model.lstm.hidden_size
     return args
 

@@ -501,8 +501,8 @@ def _streams(seed):
 
 def _worked_examples(task, a, b, predicted, bits, count):
     """Up to ``count`` examples, mistakes first (they are the interesting ones)."""
-    wrong = np.flatnonzero(predicted != compute(task, a, b))
-    right = np.flatnonzero(predicted == compute(task, a, b))
+    correct = predicted == compute(task, a, b)
+    wrong, right = np.flatnonzero(~correct), np.flatnonzero(correct)
     chosen = list(wrong[:(count + 1) // 2]) + list(right[:count])
     return [format_example(task, a[i], b[i], predicted[i], bits) for i in chosen[:count]]
 
@@ -536,7 +536,9 @@ def save_plot(history, path, title, loss_target=None, eval_label="held-out pairs
     return path
 
 
-def _load_model(path, task):
+def load_model(path, task):
+    """``(model, config)`` saved at ``path`` by an example script; ValueError when the file
+    is not such a checkpoint or holds a model of another task."""
     model, config = restore(mg.load(path))
     if config["task"] != task:
         raise ValueError(f"{path} holds a model trained on {config['task']}, not {task}")
@@ -557,7 +559,7 @@ def main(task, argv=None):
     mg.keep_freed_memory()  # a training loop frees and reallocates its graph every step
     if args.load is not None:
         try:
-            model, config = _load_model(args.load, task)
+            model, config = load_model(args.load, task)
         except ValueError as err:
             print(f"binary_{task}.py: error: {err}", file=sys.stderr)
             return 2

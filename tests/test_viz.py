@@ -427,3 +427,14 @@ def test_example_load_of_a_missing_file_is_one_clear_error(tmp_path):
     run = _run_example("--load", str(tmp_path / "none.npz"), "-o", str(tmp_path / "x.svg"))
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].endswith("none.npz: no such file")
+
+
+def test_example_load_of_a_subtraction_model_says_so(tmp_path):
+    train = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "binary_subtraction.py"), "--bits", "3",
+         "--hidden", "2", "--steps", "2", "--quiet", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    run = _run_example("--load", str(tmp_path / "model.npz"), "-o", str(tmp_path / "x.svg"))
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].endswith("trained on subtraction, not addition")
