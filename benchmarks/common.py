@@ -35,6 +35,21 @@ MALLOC_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_
                     "GLIBC_TUNABLES")
 
 
+def lstm_problem(shape, dtype, seed=0):
+    """The benchmarked task at ``shape`` = (N, T, D, H): ``models.LSTM(D, H)`` and a
+    ``Linear(H, 1)`` head (one logit per step, like the arithmetic examples) with seeded
+    initial weights, a random input (N, T, D) and 0/1 targets (N, T, 1)."""
+    from models import LSTM
+
+    n, t, d, h = shape
+    rng = np.random.default_rng(seed)
+    lstm = LSTM(d, h, rng=rng, dtype=dtype)
+    head = mg.nn.Linear(h, 1, rng=rng, dtype=dtype)
+    x = rng.standard_normal((n, t, d)).astype(dtype)
+    target = (rng.random((n, t, 1)) < 0.5).astype(dtype)
+    return lstm, head, x, target
+
+
 def interleaved(candidates, reps, warmup=3):
     """Time each ``name -> fn()`` ``reps`` times, in turn; return name -> list of seconds."""
     for _ in range(warmup):

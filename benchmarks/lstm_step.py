@@ -18,10 +18,10 @@ import argparse
 
 import numpy as np
 
-from common import interleaved, machine, machine_line, median, table, write_json
+from common import (interleaved, lstm_problem, machine, machine_line, median, table,
+                    write_json)
 
 import minigrad as mg
-from models import LSTM
 from reference_lstm import ReferenceLSTM
 
 try:  # optional: extra columns, never a requirement
@@ -35,17 +35,11 @@ SHAPES = {  # name: (N, T, D, H), target ratio minigrad / reference
     "S3": ((32, 100, 16, 64), 1.3),
     "S4": ((64, 32, 128, 256), 1.15),
 }
-OUT_FEATURES = 1  # one logit per step, like the arithmetic examples
 
 
 def make_candidates(shape, dtype, seed=0):
     """name -> a function running one training step; all share one set of weights."""
-    n, t, d, h = shape
-    rng = np.random.default_rng(seed)
-    lstm = LSTM(d, h, rng=rng, dtype=dtype)
-    head = mg.nn.Linear(h, OUT_FEATURES, rng=rng, dtype=dtype)
-    x = rng.standard_normal((n, t, d)).astype(dtype)
-    target = (rng.random((n, t, OUT_FEATURES)) < 0.5).astype(dtype)
+    lstm, head, x, target = lstm_problem(shape, dtype, seed)
     params = [lstm.l0.weight, lstm.l0.bias, head.weight, head.bias]
     xt, yt = mg.Tensor(x), mg.Tensor(target)
 

@@ -23,7 +23,7 @@ import tracemalloc
 
 import numpy as np
 
-from common import machine, machine_line, table, write_json
+from common import lstm_problem, machine, machine_line, table, write_json
 
 N, D, H = 32, 16, 64
 DTYPE = np.float32
@@ -33,14 +33,9 @@ TARGET_RATIO = 1.5  # minigrad / reference at T = 1,000
 def measure(impl, t):
     """Peak traced bytes of one training step of ``impl`` at length ``t`` (run in a child)."""
     import minigrad as mg
-    from models import LSTM
     from reference_lstm import ReferenceLSTM
 
-    rng = np.random.default_rng(0)
-    lstm = LSTM(D, H, rng=rng, dtype=DTYPE)
-    head = mg.nn.Linear(H, 1, rng=rng, dtype=DTYPE)
-    x = rng.standard_normal((N, t, D)).astype(DTYPE)
-    target = (rng.random((N, t, 1)) < 0.5).astype(DTYPE)
+    lstm, head, x, target = lstm_problem((N, t, D, H), DTYPE)
 
     if impl == "minigrad":
         xt, yt = mg.Tensor(x), mg.Tensor(target)
