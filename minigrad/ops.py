@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .context import _state
-from .tensor import IndexedGrad, Tensor
+from .tensor import IndexedGrad, Tensor, as_array
 
 
 def unbroadcast(grad, shape):
@@ -57,8 +57,7 @@ class Op:
         except ValueError as err:
             shapes = " and ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{self.label}: incompatible shapes {shapes}: {err}") from None
-        if type(out) is not np.ndarray:  # numpy returns scalars for 0-d results
-            out = np.asarray(out)
+        out = as_array(out)
         if _state.grad_enabled:
             for t in inputs:
                 if t.requires_grad:

@@ -238,7 +238,7 @@ def backpropagate(root, grad, retain_grads=False):
         if op is None:
             if key not in owned:
                 grad = grad.copy()  # never alias an array another node holds
-            node.grad = grad if node.grad is None else _array(node.grad + grad)
+            node.grad = grad if node.grad is None else as_array(node.grad + grad)
             continue
         if retain_grads or node.retains_grad:
             node.grad = grad if key in owned else grad.copy()
@@ -246,8 +246,7 @@ def backpropagate(root, grad, retain_grads=False):
             if parent_grad is None or not parent.requires_grad:
                 continue
             if type(parent_grad) is not IndexedGrad:
-                if type(parent_grad) is not np.ndarray:  # a numpy scalar from 0-d arithmetic
-                    parent_grad = np.asarray(parent_grad)
+                parent_grad = as_array(parent_grad)
                 if parent_grad.dtype != parent.data.dtype:  # a mixed-dtype op: the gradient
                     parent_grad = parent_grad.astype(parent.data.dtype)  # takes the input's
             if parent_grad.shape != parent.data.shape:
@@ -269,13 +268,14 @@ def backpropagate(root, grad, retain_grads=False):
             elif pkey in owned:
                 existing += parent_grad
             else:
-                pending[pkey] = _array(existing + parent_grad)
+                pending[pkey] = as_array(existing + parent_grad)
                 owned.add(pkey)
 
 
-def _array(x):
-    """numpy returns a scalar, not an array, for arithmetic on 0-d arrays; gradients must
-    stay arrays, or adding into them in place would silently drop a contribution."""
+def as_array(x):
+    """``x``, or the 0-d array of a numpy scalar: numpy returns scalars, not arrays, for
+    arithmetic on 0-d arrays. Values and gradients must stay arrays (``.data`` is always
+    an ndarray, and adding into a scalar in place would silently drop a contribution)."""
     return x if type(x) is np.ndarray else np.asarray(x)
 
 
