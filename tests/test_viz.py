@@ -409,12 +409,16 @@ def test_example_rejects_bad_flags_in_one_line():
     assert not (REPO / "unused.svg").exists()
 
 
+def _train(script, out, *flags):
+    """A (barely) trained 3-bit model saved as ``out/model.npz`` by an example script."""
+    run = subprocess.run([sys.executable, str(REPO / "examples" / script), "--bits", "3",
+                          *flags, "--quiet", "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
 def test_example_draws_a_trained_model_with_load(tmp_path):
-    train = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "binary_addition.py"), "--bits", "3",
-         "--hidden", "3", "--steps", "5", "--quiet", "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True)
-    assert train.returncode == 0, train.stderr
+    _train("binary_addition.py", tmp_path, "--hidden", "3", "--steps", "5")
     out = tmp_path / "trained.dot"
     run = _run_example("--load", str(tmp_path / "model.npz"), "--steps", "3", "--grads",
                        "-o", str(out))
@@ -430,11 +434,7 @@ def test_example_load_of_a_missing_file_is_one_clear_error(tmp_path):
 
 
 def test_example_load_of_a_subtraction_model_says_so(tmp_path):
-    train = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "binary_subtraction.py"), "--bits", "3",
-         "--hidden", "2", "--steps", "2", "--quiet", "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True)
-    assert train.returncode == 0, train.stderr
+    _train("binary_subtraction.py", tmp_path, "--hidden", "2", "--steps", "2")
     run = _run_example("--load", str(tmp_path / "model.npz"), "-o", str(tmp_path / "x.svg"))
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].endswith("trained on subtraction, not addition")
