@@ -1,117 +1,24 @@
-"""Drawing computation graphs with Graphviz.
+"""The "ops" view: every primitive op and tensor of the unrolled graph.
 
-``graph(root)`` turns everything ``root`` depends on into a ``graphviz.Digraph``: every
-tensor is a record (name, shape), every op a small box between its inputs and its
+Every tensor is a record (name, shape), every op a small box between its inputs and its
 output. Tensors made inside ``mg.scope`` blocks are drawn inside nested, labelled
 clusters, so an unrolled LSTM shows one box per layer and time step, with the gates
-inside and the shared weights outside, feeding every step. After
-``loss.backward(retain_grads=True)``, ``show_grads=True`` colours each tensor by the size
-of its gradient, which makes vanishing gradients in backpropagation through time visible.
+inside and the shared weights outside, feeding every step. With ``show_grads`` each
+tensor is coloured by the size of its gradient.
 
-The DOT text is the product and is built here, line by line, so that it is the same on
-every run: node ids are sequential in the engine's topological order, nothing depends on
-``id()`` or on set order, and nothing recurses, so a graph thousands of nodes deep draws.
-``render`` is the thin step that hands that text to the Graphviz ``dot`` program.
+Node ids are sequential in the engine's topological order; nothing depends on ``id()``
+or on set order, and nothing recurses, so the text is the same on every run and a graph
+thousands of nodes deep draws.
 """
-import html
 import math
-import os
-import pathlib
-import re
-import secrets
-import shutil
 
 import graphviz
-import numpy as np
 
-from .nn import Parameter
-from .tensor import topological_order
-
-__all__ = ["graph", "render"]
-
-RANKDIRS = ("TB", "LR", "BT", "RL")
-FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"}
-
-# Roles of tensor nodes: (fill, border). Fills are light so black text stays readable.
-ROLES = {
-    "parameter": ("#c7e9c0", "#238b45"),
-    "input": ("#c6dbef", "#2171b5"),
-    "output": ("#dadaeb", "#6a51a3"),
-    "intermediate": ("#f7f7f7", "#969696"),
-}
-OP_STYLE = {"shape": "box", "style": "rounded,filled", "fillcolor": "#eeeeee",
-            "color": "#bdbdbd", "fontsize": "9", "height": "0.2", "margin": "0.05,0.02"}
-TENSOR_STYLE = {"shape": "record", "style": "filled", "fontsize": "10", "height": "0.25"}
-CLUSTER_STYLE = {"style": "dashed,rounded", "color": "#737373", "fontsize": "12",
-                 "labeljust": "l"}
-ELIDED_STYLE = {"shape": "box", "style": "dashed,filled", "fillcolor": "#ffffff",
-                "color": "#636363", "fontsize": "12"}
-NO_GRAD_FILL = "#ffffff"
-# Sequential scale for log10 of gradient norms, pale (small) to dark red (large):
-# the nine steps of ColorBrewer's YlOrRd, interpolated linearly in between.
-GRAD_SCALE = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a",
-              "#e31a1c", "#bd0026", "#800026")
-MAX_DETAIL = 24  # op details longer than this ('[array, :, 0:8]' ...) are left out
-STEP = re.compile(r"t(\d+)")  # a scope component naming a time step: 't0', 't17'
-
-
-# -- escaping -----------------------------------------------------------------------------
-# Inside a quoted DOT string only \" is an escape of the DOT lexer; Graphviz then reads
-# \n, \l, \r as line breaks and \\ as one backslash. Record labels are parsed once more
-# first: { } | < > split fields and ports unless written \{ \} \| \< \>.
-
-def _escape(text):
-    """``text`` as the inside of a quoted DOT label that shows exactly ``text``."""
-    return (str(text).replace("\\", "\\\\").replace('"', '\\"')
-            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
-
-
-def _escape_record(text):
-    """Like ``_escape`` for one field of a record label: also protect { } | < >.
-    (Runs of spaces still collapse to one there.)"""
-    return re.sub(r"([{}|<>])", r"\\\1", _escape(text))
-
-
-def _attrs(attributes):
-    """``[key="value" ...]``; values are already escaped (labels) or plain words."""
-    return "[" + " ".join(f'{key}="{value}"' for key, value in attributes.items()) + "]"
-
-
-# -- colours ------------------------------------------------------------------------------
-
-def _rgb(hex_colour):
-    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
-
-
-def _scale_colour(fraction):
-    """The colour at ``fraction`` in [0, 1] along GRAD_SCALE."""
-    position = min(max(fraction, 0.0), 1.0) * (len(GRAD_SCALE) - 1)
-    low = min(int(position), len(GRAD_SCALE) - 2)
-    weight = position - low
-    a, b = _rgb(GRAD_SCALE[low]), _rgb(GRAD_SCALE[low + 1])
-    return "#" + "".join(f"{round(x + (y - x) * weight):02x}" for x, y in zip(a, b))
-
-
-def _is_dark(hex_colour):
-    """True when white text reads better than black on this fill (relative luminance)."""
-    r, g, b = (c / 255 for c in _rgb(hex_colour))
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45
-
-
-def _grad_norms(order):
-    """{index in order: Frobenius norm of .grad} for tensors holding a gradient."""
-    norms = {}
-    for index, tensor in enumerate(order):
-        if tensor.grad is not None:
-            norms[index] = float(np.linalg.norm(np.asarray(tensor.grad, np.float64).ravel()))
-    return norms
-
-
-def _log_range(norms):
-    """(low, high) of log10 over the finite, non-zero norms, or None if there are none."""
-    logs = [math.log10(n) for n in norms.values() if n > 0 and math.isfinite(n)]
-    return (min(logs), max(logs)) if logs else None
-
+from ..nn import Parameter
+from ..tensor import topological_order
+from .style import (CLUSTER_STYLE, ELIDED_STYLE, MAX_DETAIL, NO_GRAD_FILL, OP_STYLE, ROLES,
+                    STEP, TENSOR_STYLE, _attrs, _escape, _escape_record, _grad_norms,
+                    _is_dark, _legend, _log_range, _scale_colour)
 
 # -- scopes and time steps ----------------------------------------------------------------
 
@@ -178,34 +85,6 @@ def _op_label(op, separator):
     if detail and len(detail) <= MAX_DETAIL:
         return _escape(op.label + separator + detail)
     return _escape(op.label)
-
-
-def _legend(roles, grad_range, has_no_grad, has_elided):
-    """An HTML-like table explaining the colours and stating the range of the scale."""
-    rows = []
-
-    def row(swatch, text):
-        rows.append(f'<tr><td {swatch} width="16"> </td>'
-                    f'<td align="left">{html.escape(text)}</td></tr>')
-
-    part = "fill" if grad_range is None else "border"
-    for role, (fill, border) in ROLES.items():
-        if role in roles:
-            row(f'bgcolor="{fill if grad_range is None else border}"', f"{role} ({part})")
-    row(f'bgcolor="{OP_STYLE["fillcolor"]}"', "op")
-    if has_elided:
-        row('bgcolor="#ffffff" style="dashed"', "time steps not drawn")
-    if grad_range is not None:
-        low, high = grad_range
-        rows.append('<tr><td colspan="2" align="left"><b>log10 |grad| (fill)</b></td></tr>')
-        for k in range(4, -1, -1):
-            row(f'bgcolor="{_scale_colour(k / 4)}"', f"{low + (high - low) * k / 4:+.1f}")
-        rows.append(f'<tr><td colspan="2" align="left">range {low:+.1f} to {high:+.1f}</td>'
-                    '</tr>')
-        if has_no_grad:
-            row(f'bgcolor="{NO_GRAD_FILL}"', "no or zero gradient")
-    return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
-            '<tr><td colspan="2"><b>legend</b></td></tr>' + "".join(rows) + "</table>>")
 
 
 class _Drawing:
@@ -381,8 +260,11 @@ class _Drawing:
         return lines
 
 
-def graph(root, *, show_shapes=True, show_grads=False, rankdir="LR", cluster_scopes=True,
-          keep_steps=None, title=None):
+DEFAULT_RANKDIR = "LR"
+
+
+def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
+         cluster_scopes=True, keep_steps=None, title=None):
     """The computation graph of everything ``root`` depends on, as a ``graphviz.Digraph``.
 
     Tensors are records (name and shape; parameters by their dotted name such as
@@ -417,12 +299,6 @@ def graph(root, *, show_shapes=True, show_grads=False, rankdir="LR", cluster_sco
     time order. The DOT text (``.source``) is identical on every run for the same graph.
     In Jupyter the returned Digraph displays inline; ``render`` writes it to a file.
     """
-    if rankdir not in RANKDIRS:
-        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    if keep_steps is not None and (isinstance(keep_steps, bool) or not isinstance(
-            keep_steps, (int, np.integer)) or keep_steps < 1):
-        raise ValueError(f"keep_steps must be a positive integer or None, got {keep_steps!r}")
-
     order = topological_order(root)
     norms, grad_range = {}, None
     if show_grads:
@@ -456,51 +332,3 @@ def graph(root, *, show_shapes=True, show_grads=False, rankdir="LR", cluster_sco
         node_attr={"fontname": "Helvetica"}, edge_attr={"arrowsize": "0.6", "fontsize": "9"})
 
 
-# -- files ----------------------------------------------------------------------------------
-
-def _write_atomically(path, data):
-    """Write to a new file beside ``path``, then rename it over ``path``, so a crash or a
-    failed conversion never leaves a half-written file behind. The file is created with
-    mode 0o666 so that the umask applies, as for any ``open(path, "wb")``."""
-    temporary = f"{os.fspath(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-MISSING_DOT = ("Graphviz's 'dot' program is needed to write {suffix} files but was not "
-               "found on PATH. Install it (Debian/Ubuntu: apt-get install graphviz; "
-               "macOS: brew install graphviz; conda: conda install graphviz), or write "
-               "a .dot file instead, which needs no Graphviz.")
-
-
-def render(root, path, **options):
-    """Draw ``graph(root, **options)`` into ``path``; the suffix picks the format.
-
-    ``.dot`` writes the DOT source and needs nothing else; ``.svg``, ``.png`` and
-    ``.pdf`` run Graphviz's ``dot`` (directly, without a shell) and raise RuntimeError
-    explaining how to install it when it is missing. The file is written atomically.
-    Returns ``path``.
-    """
-    suffix = pathlib.Path(path).suffix.lower()
-    if suffix not in FORMATS:
-        raise ValueError(f"cannot render to {os.fspath(path)!r}: unknown suffix "
-                         f"{suffix or '(none)'!r}; use one of {', '.join(FORMATS)}")
-    drawing = graph(root, **options)
-    if suffix == ".dot":
-        _write_atomically(path, drawing.source.encode("utf-8"))
-        return path
-    if shutil.which("dot") is None:
-        raise RuntimeError(MISSING_DOT.format(suffix=suffix))
-    try:
-        data = drawing.pipe(format=FORMATS[suffix])
-    except graphviz.ExecutableNotFound:
-        raise RuntimeError(MISSING_DOT.format(suffix=suffix)) from None
-    _write_atomically(path, data)
-    return path

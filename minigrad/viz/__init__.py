@@ -1,0 +1,65 @@
+"""Drawing computation graphs with Graphviz.
+
+``graph(root, view=...)`` turns everything ``root`` depends on into a
+``graphviz.Digraph``, in one of three views of the same graph:
+
+- ``"ops"``: every primitive op and tensor, the unrolled graph in full (``ops_view``);
+- ``"steps"``: each time step one node, the textbook unrolled chain (``steps_view``);
+- ``"rolled"``: one step's ops drawn once, the recurrence as back-edges (``rolled_view``).
+
+The DOT text is the product and is built line by line by the views, so that it is the
+same on every run. ``render`` is the thin step that hands that text to Graphviz's ``dot``.
+"""
+import numpy as np
+
+from . import ops_view
+from .files import FORMATS, render_source
+from .style import RANKDIRS, ROLES  # noqa: F401  (ROLES: the colours, for users and tests)
+
+__all__ = ["graph", "render", "VIEWS"]
+
+VIEWS = {"ops": ops_view}
+
+
+def graph(root, *, view="ops", show_shapes=True, show_grads=False, rankdir=None,
+          cluster_scopes=True, keep_steps=None, title=None):
+    """The computation graph of everything ``root`` depends on, as a ``graphviz.Digraph``.
+
+    view            "ops" (every op and tensor), "steps" (one node per time step) or
+                    "rolled" (one step drawn once, recurrent tensors as back-edges).
+    show_shapes     put each tensor's shape in its label.
+    show_grads      colour by log10 of gradient norms (pale small, dark red large; the
+                    legend states the range). Needs ``root.backward(retain_grads=True)``.
+    rankdir         where the arrows point: "LR", "TB", "BT" or "RL"; None lets the
+                    view pick its natural direction.
+    cluster_scopes  draw each ``mg.scope`` as a dashed, labelled box (ops view).
+    keep_steps      draw only the first and last ``keep_steps`` time steps of each
+                    layer; the steps in between become one marked box.
+    title           a caption at the top.
+
+    The options are described in full in each view's module.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {', '.join(map(repr, VIEWS))}, got {view!r}")
+    if rankdir is not None and rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)} or None, "
+                         f"got {rankdir!r}")
+    if keep_steps is not None and (isinstance(keep_steps, bool) or not isinstance(
+            keep_steps, (int, np.integer)) or keep_steps < 1):
+        raise ValueError(f"keep_steps must be a positive integer or None, got {keep_steps!r}")
+    module = VIEWS[view]
+    return module.draw(root, show_shapes=show_shapes, show_grads=show_grads,
+                       rankdir=rankdir or module.DEFAULT_RANKDIR,
+                       cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title)
+
+
+def render(root, path, **options):
+    """Draw ``graph(root, **options)`` into ``path``; the suffix picks the format.
+
+    ``.dot`` writes the DOT source and needs nothing else; ``.svg``, ``.png`` and
+    ``.pdf`` run Graphviz's ``dot`` (directly, without a shell) and raise RuntimeError
+    explaining how to install it when it is missing. The file is written atomically.
+    Returns ``path``.
+    """
+    FORMATS.check(path)
+    return render_source(graph(root, **options), path)
