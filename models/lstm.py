@@ -40,82 +40,56 @@ The layout differs too: we keep one weight (D + H, 4H) applied as ``x @ W`` and 
 bias, where PyTorch keeps ``weight_ih`` (4H, D), ``weight_hh`` (4H, H) applied as
 ``x @ W.T`` and two biases that are always added together. ``LSTM.torch_state_dict`` and
 ``LSTM.load_torch_state_dict`` convert between the two without loss.
+
+The input checks, the unrolling over layers and steps and the PyTorch interchange are
+shared with ``GRU`` and ``RNN`` (``models/recurrent.py``); this file is the LSTM step.
 """
 import numpy as np
 
 import minigrad as mg
-from minigrad.nn import Module, Parameter, positive_int, uniform
+from minigrad.nn import Parameter, uniform
+
+from .recurrent import ConcatLayoutCell, Recurrent
 
 __all__ = ["LSTMCell", "LSTM"]
 
 
-def _as_tensor(owner, what, value, dtype):
-    """``value`` as a Tensor of the model's dtype.
-
-    Arrays and lists are converted (a float64 batch fed to a float32 model becomes
-    float32, so the model's dtype holds end to end). A Tensor is used as it is, so that
-    gradients reach it, and must therefore already have the model's dtype: numpy would
-    otherwise silently promote the whole computation, parameter gradients included.
-    """
-    if isinstance(value, mg.Tensor):
-        if value.dtype != dtype:
-            raise ValueError(f"{owner}: {what} has dtype {value.dtype}, expected the "
-                             f"model's dtype {np.dtype(dtype)}")
-        return value
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{owner}: {what} must be numeric, got an array of dtype "
-                         f"{array.dtype}")
-    return mg.Tensor(array.astype(dtype, copy=False))
-
-
-def _state_pair(owner, state):
-    if not isinstance(state, (tuple, list)) or len(state) != 2:
-        got = f"a {type(state).__name__} of length {len(state)}" \
-            if isinstance(state, (tuple, list)) else f"a {type(state).__name__}"
-        raise ValueError(f"{owner}: state must be a pair (h, c) or None, got {got}")
-    return state
-
-
-class LSTMCell(Module):
+class LSTMCell(ConcatLayoutCell):
     """One LSTM step: ``h, c = cell(x_t, (h_prev, c_prev))``.
 
     ``x_t`` is (N, input_size); ``h_prev`` and ``c_prev`` are (N, hidden_size), or the
     state is None for zeros. Parameters: ``weight`` (input_size + hidden_size,
     4 * hidden_size) and ``bias`` (4 * hidden_size,), gate blocks in the order i, f, g, o
     (see the module docstring). Both start U(-1/sqrt(H), 1/sqrt(H)), as in PyTorch.
+
+    ``forget_bias`` is added to the forget gate's block of the bias at initialisation.
+    Why: with the default init the forget gate starts near sigmoid(0) = 0.5, so the cell
+    state, and the gradient flowing back along it (``dc_{t-1} = f * dc_t``), halves at
+    every step: after 100 steps almost nothing of an early input is left to learn from.
+    A bias of 1 opens the gate to sigmoid(1) = 0.73 on average, so the cell starts by
+    remembering and gradients reach far back from the first update (Gers, Schmidhuber
+    and Cummins 2000; Jozefowicz, Zaremba and Sutskever 2015 recommend 1.0). It is an
+    initial value only, trained like the rest of the bias, and part of the bias in the
+    PyTorch layout.
     """
 
-    def __init__(self, input_size, hidden_size, *, rng=None, dtype=np.float64):
-        self.input_size = positive_int("LSTMCell", "input_size", input_size)
-        self.hidden_size = positive_int("LSTMCell", "hidden_size", hidden_size)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":
-            raise ValueError(f"LSTMCell: dtype must be a float type, got {self.dtype}")
+    state_names = ("h", "c")
+    gates = 4
+
+    def __init__(self, input_size, hidden_size, *, forget_bias=0.0, rng=None,
+                 dtype=np.float64):
+        super().__init__(input_size, hidden_size, dtype=dtype)
+        if not isinstance(forget_bias, (int, float, np.integer, np.floating)) \
+                or isinstance(forget_bias, bool) or not np.isfinite(forget_bias):
+            raise ValueError(f"LSTMCell: forget_bias must be a finite number, got "
+                             f"{forget_bias!r}")
+        self.forget_bias = float(forget_bias)
         D, H = self.input_size, self.hidden_size
         bound = 1.0 / np.sqrt(H)
         self.weight = Parameter(uniform((D + H, 4 * H), bound, rng, self.dtype))
-        self.bias = Parameter(uniform((4 * H,), bound, rng, self.dtype))
-
-    def forward(self, x_t, state=None):
-        """Validate, then take one step; returns the new ``(h, c)``."""
-        x_t = _as_tensor("LSTMCell", "input", x_t, self.dtype)
-        if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
-            raise ValueError(f"LSTMCell: expected input of shape (N, {self.input_size}), "
-                             f"got {x_t.shape}")
-        expected = (x_t.shape[0], self.hidden_size)
-        if state is None:
-            h_prev = mg.Tensor(np.zeros(expected, self.dtype))
-            c_prev = mg.Tensor(np.zeros(expected, self.dtype))
-        else:
-            h_prev, c_prev = _state_pair("LSTMCell", state)
-            h_prev = _as_tensor("LSTMCell", "h_prev", h_prev, self.dtype)
-            c_prev = _as_tensor("LSTMCell", "c_prev", c_prev, self.dtype)
-            for name, t in (("h_prev", h_prev), ("c_prev", c_prev)):
-                if t.shape != expected:
-                    raise ValueError(f"LSTMCell: expected {name} of shape {expected} "
-                                     f"(N, hidden_size), got {t.shape}")
-        return self.step(x_t, h_prev, c_prev)
+        bias = uniform((4 * H,), bound, rng, self.dtype)
+        bias[H:2 * H] += self.forget_bias
+        self.bias = Parameter(bias)
 
     def step(self, x_t, h_prev, c_prev):
         """The step itself, on Tensors already checked (``LSTM`` checks once per call)."""
@@ -133,11 +107,11 @@ class LSTMCell(Module):
         return h, c
 
     def extra_repr(self):
-        text = f"input_size={self.input_size}, hidden_size={self.hidden_size}"
-        return text if self.dtype == np.float64 else f"{text}, dtype={self.dtype}"
+        text = super().extra_repr()
+        return text if not self.forget_bias else f"{text}, forget_bias={self.forget_bias:g}"
 
 
-class LSTM(Module):
+class LSTM(Recurrent):
     """A stack of ``num_layers`` LSTM cells run over a batch-first sequence.
 
     ``out, (h_n, c_n) = lstm(x, state=None)`` with ``x`` (N, T, input_size) as a Tensor
@@ -147,136 +121,23 @@ class LSTM(Module):
     calls: pass ``(h_n.detach(), c_n.detach())`` back in to continue a sequence with
     truncated backpropagation through time.
 
-    The cells are attributes ``l0``, ``l1``, ..., so parameters are named
-    ``l0.weight``, ``l0.bias``, ... Layer k > 0 reads the previous layer's per-step
-    outputs directly rather than slicing them back out of ``out``.
+    ``forget_bias`` (default 0, as in PyTorch) opens every layer's forget gate at
+    initialisation; 1.0 is the usual choice for long sequences (see ``LSTMCell``).
+    Parameters are named ``l0.weight``, ``l0.bias``, ``l1.weight``, ...
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, *, rng=None, dtype=np.float64):
-        self.input_size = positive_int("LSTM", "input_size", input_size)
-        self.hidden_size = positive_int("LSTM", "hidden_size", hidden_size)
-        self.num_layers = positive_int("LSTM", "num_layers", num_layers)
-        self.dtype = np.dtype(dtype)
-        for k in range(self.num_layers):
-            size = self.input_size if k == 0 else self.hidden_size
-            setattr(self, f"l{k}", LSTMCell(size, self.hidden_size, rng=rng, dtype=dtype))
+    cell_class = LSTMCell
 
-    def cells(self):
-        """The layers, bottom first."""
-        return [getattr(self, f"l{k}") for k in range(self.num_layers)]
+    def __init__(self, input_size, hidden_size, num_layers=1, *, forget_bias=0.0,
+                 rng=None, dtype=np.float64):
+        super().__init__(input_size, hidden_size, num_layers, rng=rng, dtype=dtype,
+                         forget_bias=forget_bias)
+        self.forget_bias = self.l0.forget_bias
 
     def forward(self, x, state=None):
-        x, state = self._check(x, state)
-        N, T, _ = x.shape
-        H = self.hidden_size
-        h_last, c_last = [], []
-        steps = None  # the layer below's h at every step
-        for k, cell in enumerate(self.cells()):
-            with mg.scope(f"l{k}"):
-                if state is None:
-                    h = mg.Tensor(np.zeros((N, H), self.dtype), name="h0")
-                    c = mg.Tensor(np.zeros((N, H), self.dtype), name="c0")
-                else:
-                    h, c = state[0][k], state[1][k]
-                outputs = []
-                for t in range(T):
-                    with mg.scope(f"t{t}"):
-                        x_t = x[:, t, :] if k == 0 else steps[t]
-                        h, c = cell.step(x_t, h, c)
-                    outputs.append(h)
-            h_last.append(h)
-            c_last.append(c)
-            steps = outputs
-        out = mg.stack(steps, axis=1)
-        return out, (mg.stack(h_last, axis=0), mg.stack(c_last, axis=0))
-
-    def _check(self, x, state):
-        """All input checks, before any op runs: errors say what was expected and got."""
-        x = _as_tensor("LSTM", "input", x, self.dtype)
-        if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"LSTM: expected batch-first input of shape "
-                             f"(N, T, {self.input_size}), got {x.shape}")
-        if x.shape[1] == 0:
-            raise ValueError(f"LSTM: expected a sequence of at least one step, got input "
-                             f"of shape {x.shape} (T = 0)")
-        if state is None:
-            return x, None
-        h0, c0 = _state_pair("LSTM", state)
-        expected = (self.num_layers, x.shape[0], self.hidden_size)
-        pair = []
-        for name, value in (("h0", h0), ("c0", c0)):
-            value = _as_tensor("LSTM", name, value, self.dtype)
-            if value.shape != expected:
-                raise ValueError(f"LSTM: expected {name} of shape {expected} "
-                                 f"(num_layers, N, hidden_size), got {value.shape}")
-            pair.append(value)
-        return x, tuple(pair)
-
-    # -- PyTorch interchange -----------------------------------------------------------
-    def _torch_shapes(self):
-        """key -> shape of ``torch.nn.LSTM(input_size, hidden_size, num_layers)``'s state."""
-        H = self.hidden_size
-        shapes = {}
-        for k, cell in enumerate(self.cells()):
-            shapes[f"weight_ih_l{k}"] = (4 * H, cell.input_size)
-            shapes[f"weight_hh_l{k}"] = (4 * H, H)
-            shapes[f"bias_ih_l{k}"] = (4 * H,)
-            shapes[f"bias_hh_l{k}"] = (4 * H,)
-        return shapes
-
-    def torch_state_dict(self):
-        """The parameters as ``torch.nn.LSTM(batch_first=True).state_dict()`` lays them out.
-
-        ``weight_ih_l{k}`` is the transposed input rows of our weight, ``weight_hh_l{k}``
-        the transposed hidden rows; the gate order is already PyTorch's. Our one bias
-        goes to ``bias_ih_l{k}`` and ``bias_hh_l{k}`` is zeros: PyTorch only ever uses
-        their sum, so nothing is lost. Arrays are fresh copies in the model's dtype;
-        ``torch.from_numpy`` (or ``torch.tensor``) turns them into a loadable dict.
-        """
-        state = {}
-        for k, cell in enumerate(self.cells()):
-            D = cell.input_size
-            w = cell.weight.data
-            state[f"weight_ih_l{k}"] = np.ascontiguousarray(w[:D].T)
-            state[f"weight_hh_l{k}"] = np.ascontiguousarray(w[D:].T)
-            state[f"bias_ih_l{k}"] = cell.bias.data.copy()
-            state[f"bias_hh_l{k}"] = np.zeros_like(cell.bias.data)
-        return state
-
-    def load_torch_state_dict(self, state):
-        """Load a ``torch.nn.LSTM`` state dict (arrays, or CPU torch tensors).
-
-        ``bias_ih + bias_hh`` becomes our bias. Every key and shape is checked first; a
-        missing or unexpected key (e.g. ``weight_hr_l0`` of a projected LSTM, or the
-        ``_reverse`` keys of a bidirectional one) or a wrong shape raises ``ValueError``
-        naming the key and the shapes, and the model is left unchanged.
-        """
-        shapes = self._torch_shapes()
-        problems = [f"missing key {key!r} (expected shape {shape})"
-                    for key, shape in shapes.items() if key not in state]
-        problems += [f"unexpected key {key!r}" for key in state if key not in shapes]
-        arrays = {}
-        for key, shape in shapes.items():
-            if key not in state:
-                continue
-            array = np.asarray(state[key])
-            if array.shape != shape:
-                problems.append(f"wrong shape for {key!r}: expected {shape}, "
-                                f"got {array.shape}")
-            elif array.dtype.kind not in "biuf":
-                problems.append(f"{key!r} must be numeric, got dtype {array.dtype}")
-            arrays[key] = array
-        if problems:
-            raise ValueError("LSTM.load_torch_state_dict: " + "; ".join(problems))
-        for k, cell in enumerate(self.cells()):
-            weight = np.concatenate([arrays[f"weight_ih_l{k}"].T,
-                                     arrays[f"weight_hh_l{k}"].T], axis=0)
-            bias = (arrays[f"bias_ih_l{k}"].astype(cell.dtype)
-                    + arrays[f"bias_hh_l{k}"].astype(cell.dtype))
-            np.copyto(cell.weight.data, weight, casting="unsafe")
-            np.copyto(cell.bias.data, bias, casting="unsafe")
+        out, (h_n, c_n) = self.run(x, state)
+        return out, (h_n, c_n)
 
     def extra_repr(self):
-        text = (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}")
-        return text if self.dtype == np.float64 else f"{text}, dtype={self.dtype}"
+        text = super().extra_repr()
+        return text if not self.forget_bias else f"{text}, forget_bias={self.forget_bias:g}"

@@ -501,3 +501,36 @@ def test_step_tensors_are_named_for_drawings():
     out, _ = lstm(mg.Tensor(np.ones((1, 2, 2)), requires_grad=True))
     names = {node.name for node in topological_order(out) if node.name}
     assert {"z", "i", "f", "g", "o", "c", "h", "h0", "c0", "l0.weight", "l0.bias"} <= names
+
+
+# -- forget_bias ---------------------------------------------------------------------------
+
+def test_forget_bias_shifts_only_the_forget_block_and_survives_interchange():
+    H = 4
+    plain = LSTM(3, H, num_layers=2, rng=np.random.default_rng(0))
+    opened = LSTM(3, H, num_layers=2, forget_bias=1.0, rng=np.random.default_rng(0))
+    for k in range(2):
+        shift = getattr(opened, f"l{k}").bias.data - getattr(plain, f"l{k}").bias.data
+        np.testing.assert_allclose(shift, np.repeat([0.0, 1.0, 0.0, 0.0], H), rtol=0,
+                                   atol=1e-15, err_msg=f"l{k}")
+        np.testing.assert_array_equal(getattr(opened, f"l{k}").weight.data,
+                                      getattr(plain, f"l{k}").weight.data)
+    # It is part of the bias: a PyTorch round trip keeps it, into a model without it.
+    other = LSTM(3, H, num_layers=2, rng=np.random.default_rng(1))
+    other.load_torch_state_dict(opened.torch_state_dict())
+    x = np.random.default_rng(2).standard_normal((2, 5, 3))
+    np.testing.assert_array_equal(other(x)[0].data, opened(x)[0].data)
+    # The forget gate starts open: mean f over a sequence is near sigmoid(1), not 0.5.
+    out = opened(x)
+    f_mean = np.mean([n.data.mean() for n in topological_order(out[0]) if n.name == "f"])
+    assert 0.65 < f_mean < 0.8
+
+
+def test_forget_bias_repr_and_validation():
+    assert "forget_bias=1" in repr(LSTM(2, 3, forget_bias=1.0))
+    assert repr(LSTMCell(2, 3, forget_bias=0.5)) == \
+        "LSTMCell(input_size=2, hidden_size=3, forget_bias=0.5)"
+    assert "forget_bias" not in repr(LSTM(2, 3))
+    for bad in (float("nan"), "1", None, True):
+        with pytest.raises(ValueError, match=r"LSTMCell: forget_bias must be a finite number"):
+            LSTM(2, 3, forget_bias=bad)
