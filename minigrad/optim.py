@@ -226,13 +226,18 @@ def clip_grad_norm(params, max_norm):
     (parameters whose grad is None are left out), and when it exceeds ``max_norm`` every
     gradient is multiplied by ``max_norm / (norm + 1e-6)``. Returns the norm before
     clipping as a float (computed in float64), handy for logging exploding gradients.
+
+    A non-finite norm is not hidden, again as in PyTorch: a NaN norm makes every gradient
+    NaN, and an infinite one multiplies every gradient by 0 (so its infinite entries
+    become NaN), and the next step shows the problem rather than skipping it quietly.
     """
     params = [params] if isinstance(params, Tensor) else list(params)
     max_norm = _check_number("clip_grad_norm", "max_norm", max_norm, 0.0)
     grads = [p.grad for p in params if p.grad is not None]
-    total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
-    coef = max_norm / (total + 1e-6)
-    if coef < 1:
-        for g in grads:
-            g *= coef
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN are reported, not warned
+        total = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads))
+        coef = max_norm / (total + 1e-6)
+        if not coef >= 1:  # NaN fails this test too: PyTorch multiplies by NaN
+            for g in grads:
+                g *= coef
     return total
