@@ -1,5 +1,5 @@
 """minigrad: a small reverse-mode automatic differentiation engine over numpy."""
-from . import nn, optim, viz
+from . import nn, optim, timesteps, viz
 from .allocator import keep_freed_memory
 from .context import current_scope, enable_grad, is_grad_enabled, no_grad, scope
 from .gradcheck import GradcheckError, gradcheck
@@ -8,12 +8,14 @@ from .ops import (add, concat, divide, exp, getitem, log, matmul, mean, multiply
                   transpose)
 from .serialization import load, save
 from .tensor import Tensor
+from .timesteps import step_grad_norms
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "GradcheckError", "gradcheck", "no_grad", "enable_grad", "is_grad_enabled",
     "scope", "current_scope", "save", "load", "keep_freed_memory", "nn", "optim", "viz",
+    "timesteps", "step_grad_norms",
     "add", "subtract", "multiply", "divide", "matmul", "power", "negative", "exp", "log",
     "sigmoid", "tanh", "relu", "softplus", "sum", "mean", "reshape", "transpose", "getitem",
     "concat", "stack",
