@@ -16,24 +16,14 @@ import graphviz
 
 from ..nn import Parameter
 from ..tensor import topological_order
+from ..timesteps import step_of
 from .style import (CLUSTER_STYLE, ELIDED_STYLE, MAX_DETAIL, NO_GRAD_FILL, OP_STYLE, ROLES,
-                    STEP, TENSOR_STYLE, _attrs, _escape, _escape_record, _grad_norms,
+                    TENSOR_STYLE, _attrs, _escape, _escape_record, _grad_norms,
                     _is_dark, _legend, _log_range, _scale_colour)
 
 # -- scopes and time steps ----------------------------------------------------------------
 
-def _time_step(scope):
-    """(scope of the enclosing layer, step number) for a scope inside a time step.
-
-    The time step is the innermost component named ``t<number>`` ('l0/t3' -> ('l0', 3));
-    (None, None) outside any time step.
-    """
-    parts = scope.split("/") if scope else []
-    for k in range(len(parts) - 1, -1, -1):
-        match = STEP.fullmatch(parts[k])
-        if match:
-            return "/".join(parts[:k]), int(match.group(1))
-    return None, None
+_time_step = step_of  # (layer scope, step number) of a scope; one definition for all views
 
 
 def _elided_steps(scopes, keep_steps):

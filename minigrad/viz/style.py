@@ -32,7 +32,6 @@ NO_GRAD_FILL = "#ffffff"
 GRAD_SCALE = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a",
               "#e31a1c", "#bd0026", "#800026")
 MAX_DETAIL = 24  # op details longer than this ('[array, :, 0:8]' ...) are left out
-STEP = re.compile(r"t(\d+)")  # a scope component naming a time step: 't0', 't17'
 
 
 # -- escaping -----------------------------------------------------------------------------
