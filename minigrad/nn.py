@@ -3,7 +3,14 @@
 A ``Module`` finds its parameters by looking at its attributes, so a model is plain Python:
 assign ``Parameter``s and sub-modules in ``__init__``, write ``forward``. Parameter names
 are dotted attribute paths (``lstm.l0.weight``); they key ``state_dict`` and checkpoints.
+Sub-modules kept in a sequence go in a ``ModuleList`` (a plain list would hide them).
+
+One dtype rule for every module: a module is built in one float dtype (``dtype=``,
+float64 by default); arrays and lists given to it are cast to that dtype, and a Tensor
+of another dtype is refused (``as_input``), so a model's dtype holds end to end.
 """
+import operator
+
 import numpy as np
 
 from . import ops
@@ -24,6 +31,43 @@ def positive_int(owner, name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def float_dtype(owner, dtype):
+    """``dtype`` as a numpy float dtype, or a ValueError naming ``owner``."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{owner}: dtype must be a float type, got {dtype!r}") from None
+    if dtype.kind != "f":
+        raise ValueError(f"{owner}: dtype must be a float type, got {dtype}")
+    return dtype
+
+
+def as_input(owner, what, value, dtype):
+    """``value`` as a Tensor of the module's ``dtype``: the one dtype rule of every module.
+
+    Arrays, lists and numbers are converted (a float64 batch fed to a float32 model
+    becomes float32, so the model's dtype holds end to end). A Tensor is used as it is,
+    so that gradients reach it, and must therefore already have the module's dtype:
+    numpy would otherwise silently promote the whole computation, parameter gradients
+    included. ``what`` names the argument in the error (``"input"``, ``"h0"``).
+    """
+    if isinstance(value, Tensor):
+        if value.dtype != dtype:
+            raise ValueError(f"{owner}: {what} has dtype {value.dtype}, expected the "
+                             f"module's dtype {np.dtype(dtype)} (convert it with "
+                             f"mg.Tensor(x.data.astype(...)), or build the module with "
+                             f"dtype={value.dtype})")
+        return value
+    try:
+        array = np.asarray(value)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(f"{owner}: {what} is not an array: {err}") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{owner}: {what} must be numeric, got an array of dtype "
+                         f"{array.dtype}")
+    return Tensor(array.astype(dtype, copy=False))
 
 
 def uniform(shape, bound, rng=None, dtype=np.float64):
@@ -56,9 +100,14 @@ class Module:
     an attribute renames every parameter below the owner to its path from there, so the
     outermost module's names are the ones errors, checkpoints and drawings show, and a
     shared parameter's ``.name`` is the key it has in ``state_dict``.
+
+    A list, tuple or dict holding Modules or Parameters is refused (``TypeError``, on
+    assignment and by ``named_parameters``): nothing inside it would be trained or
+    saved. Use ``ModuleList``, or assign each to an attribute of its own.
     """
 
     def __setattr__(self, name, value):
+        _refuse_hidden_members(self, name, value)
         object.__setattr__(self, name, value)
         if isinstance(value, (Parameter, Module)):
             for path, param in self.named_parameters():
@@ -96,6 +145,8 @@ class Module:
                     result.append((prefix + key, value))
                 elif isinstance(value, Module):
                     subs.append((f"{prefix}{key}.", value))
+                else:  # a list filled after it was assigned
+                    _refuse_hidden_members(module, key, value)
             stack.extend(reversed(subs))
         return result
 
@@ -159,20 +210,95 @@ class Module:
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
+def _refuse_hidden_members(owner, name, value):
+    """A TypeError if ``value`` is a container holding Modules or Parameters, which the
+    attribute walk of ``named_parameters`` would not see."""
+    if not isinstance(value, (list, tuple, dict, set, frozenset)):
+        return
+    items = value.values() if isinstance(value, dict) else value
+    kinds = {type(v).__name__ for v in items if isinstance(v, (Module, Parameter))}
+    if kinds:
+        raise TypeError(
+            f"{type(owner).__name__}.{name}: a {type(value).__name__} holding "
+            f"{' and '.join(sorted(kinds))} objects is not registered, so its parameters "
+            f"would be missing from parameters(), state_dict() and the optimizer; use "
+            f"mg.nn.ModuleList([...]) for modules, or assign each one to its own attribute")
+
+
+class ModuleList(Module):
+    """A list of modules, registered as children ``"0"``, ``"1"``, ... like PyTorch's.
+
+    Parameters are named ``layers.0.weight`` when the list is the attribute ``layers``.
+    Supports ``append``, ``extend``, ``len``, iteration and indexing (negative indices
+    and slices; a slice is a new ModuleList of the same modules). It has no ``forward``:
+    call its modules in the owner's ``forward``.
+    """
+
+    def __init__(self, modules=()):
+        if isinstance(modules, Module):
+            raise TypeError("ModuleList takes an iterable of modules, got a single "
+                            f"{type(modules).__name__}; wrap it in a list")
+        for module in modules:
+            self.append(module)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList can only hold Modules, got "
+                            f"{type(module).__name__} at index {len(self)}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __len__(self):
+        return len(vars(self))
+
+    def __iter__(self):
+        return iter(list(vars(self).values()))
+
+    def _position(self, index):
+        i = operator.index(index)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"ModuleList index {i} out of range for length {len(self)}")
+        return str(i % len(self))
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(list(self)[index])
+        return vars(self)[self._position(index)]
+
+    def __setitem__(self, index, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList can only hold Modules, got {type(module).__name__}")
+        setattr(self, self._position(index), module)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleList has no forward(): iterate over it and call "
+                                  "its modules in your own module's forward()")
+
+
 class Linear(Module):
     """``x @ weight + bias`` with weight of shape (in_features, out_features).
 
-    Initialised U(-1/sqrt(in_features), 1/sqrt(in_features)), as in PyTorch.
+    Initialised U(-1/sqrt(in_features), 1/sqrt(in_features)), as in PyTorch. Input
+    follows the dtype rule of every module (see ``as_input``): arrays and lists are
+    cast to ``dtype``, a Tensor of another dtype raises ``ValueError``.
     """
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float64):
         self.in_features = positive_int("Linear", "in_features", in_features)
         self.out_features = positive_int("Linear", "out_features", out_features)
+        self.dtype = float_dtype("Linear", dtype)
         bound = 1.0 / np.sqrt(in_features)
-        self.weight = Parameter(uniform((in_features, out_features), bound, rng, dtype))
-        self.bias = Parameter(uniform((out_features,), bound, rng, dtype)) if bias else None
+        self.weight = Parameter(uniform((in_features, out_features), bound, rng, self.dtype))
+        self.bias = (Parameter(uniform((out_features,), bound, rng, self.dtype)) if bias
+                     else None)
 
     def forward(self, x):
+        x = as_input("Linear", "input", x, self.dtype)
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear: expected input with last dimension {self.in_features}, "
                              f"got shape {x.shape}")
@@ -180,8 +306,9 @@ class Linear(Module):
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+        text = (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+        return text if self.dtype == np.float64 else f"{text}, dtype={self.dtype}"
 
 
 def _same_shape(loss, pred, target):

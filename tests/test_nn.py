@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad.nn import (Linear, Module, Parameter, binary_cross_entropy_with_logits,
-                         mse_loss)
+from minigrad.nn import (Linear, Module, ModuleList, Parameter,
+                         binary_cross_entropy_with_logits, mse_loss)
 
 
 class Block(Module):
@@ -110,6 +110,128 @@ def test_repr_of_a_nested_module():
         "  )\n"
         "  (head): Linear(in_features=3, out_features=1, bias=False)\n"
         ")")
+
+
+# -- ModuleList and containers that would hide parameters ----------------------------
+
+class Stack(Module):
+    def __init__(self, sizes, seed=0):
+        rng = np.random.default_rng(seed)
+        self.layers = ModuleList(Linear(a, b, rng=rng) for a, b in zip(sizes, sizes[1:]))
+        self.scale = Parameter(np.ones(sizes[-1]))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = mg.tanh(layer(x))
+        return x * self.scale
+
+
+def test_module_list_registers_its_modules_as_numbered_children():
+    model = Stack([2, 4, 3, 1])
+    assert [name for name, _ in model.layers.children()] == ["0", "1", "2"]
+    assert [name for name, _ in model.named_parameters()] == [
+        "scale", "layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
+        "layers.2.weight", "layers.2.bias"]
+    assert model.layers[0].weight.name == "layers.0.weight"
+    assert len(model.layers) == 3 and len(model.parameters()) == 7
+    assert repr(model.layers).startswith("ModuleList(\n  (0): Linear(in_features=2, "
+                                         "out_features=4, bias=True)\n  (1): Linear(")
+
+
+def test_module_list_indexing_iteration_append_and_assignment():
+    a, b, c = Linear(1, 1), Linear(1, 2), Linear(2, 2)
+    layers = ModuleList([a, b])
+    assert layers[0] is a and layers[-1] is b and layers[-2] is a
+    assert layers[np.int64(1)] is b
+    assert list(layers) == [a, b]
+    assert layers.append(c) is layers and len(layers) == 3 and layers[2] is c
+    tail = layers[1:]
+    assert isinstance(tail, ModuleList) and list(tail) == [b, c]
+    assert [name for name, _ in tail.children()] == ["0", "1"]
+    layers[-1] = Linear(2, 3)
+    assert layers[2] is not c and layers[2].out_features == 3
+    assert ModuleList().extend([a]).parameters() == a.parameters()
+    assert len(ModuleList()) == 0 and list(ModuleList()) == []
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: ModuleList([Linear(1, 1), "relu"]), TypeError,
+     "ModuleList can only hold Modules, got str at index 1"),
+    (lambda: ModuleList(Linear(1, 1)), TypeError, "got a single Linear; wrap it in a list"),
+    (lambda: ModuleList([Linear(1, 1)])[1], IndexError, "index 1 out of range for length 1"),
+    (lambda: ModuleList([Linear(1, 1)])[-2], IndexError, "index -2 out of range"),
+    (lambda: ModuleList([Linear(1, 1)])["0"], TypeError, "cannot be interpreted as an integer"),
+    (lambda: ModuleList([Linear(1, 1)])(np.ones(1)), NotImplementedError,
+     r"ModuleList has no forward\(\): iterate over it"),
+])
+def test_module_list_mistakes_get_clear_errors(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_state_dict_and_load_state_dict_work_through_a_module_list():
+    source, target = Stack([2, 3, 1], seed=1), Stack([2, 3, 1], seed=2)
+    state = source.state_dict()
+    assert list(state) == ["scale", "layers.0.weight", "layers.0.bias", "layers.1.weight",
+                           "layers.1.bias"]
+    target.load_state_dict(state)
+    x = np.random.default_rng(0).standard_normal((4, 2))
+    assert np.array_equal(source(x).data, target(x).data)
+    with pytest.raises(ValueError, match=r"missing key 'layers.1.bias'"):
+        target.load_state_dict({k: v for k, v in state.items() if k != "layers.1.bias"})
+
+
+def test_training_through_a_module_list_updates_every_layer():
+    model = Stack([2, 5, 1])
+    before = snapshot(model)
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+    mse_loss(model(np.ones((3, 2))), np.zeros((3, 1))).backward()
+    opt.step()
+    assert all(not np.array_equal(p.data, before[name])
+               for name, p in model.named_parameters())
+    assert mg.gradcheck(lambda *ps: model(np.ones((3, 2))), model.parameters())
+
+
+@pytest.mark.parametrize("value, kind", [
+    (lambda: [Linear(2, 2), Linear(2, 2)], "list holding Linear objects"),
+    (lambda: (Linear(2, 2),), "tuple holding Linear objects"),
+    (lambda: {"enc": Linear(2, 2), "w": Parameter(np.ones(2))},
+     "dict holding Linear and Parameter objects"),
+    (lambda: [Parameter(np.ones(2)), 3.0], "list holding Parameter objects"),
+])
+def test_a_container_of_modules_or_parameters_is_refused_on_assignment(value, kind):
+    class Net(Module):
+        def __init__(self):
+            self.layers = value()
+
+    with pytest.raises(TypeError, match=f"Net.layers: a {kind} is not registered, so its "
+                                        r"parameters would be missing from parameters\(\), "
+                                        r"state_dict\(\) and the optimizer; use "
+                                        r"mg.nn.ModuleList\(\[...\]\)"):
+        Net()
+
+
+def test_a_list_filled_after_assignment_is_refused_when_parameters_are_listed():
+    class Net(Module):
+        def __init__(self):
+            self.lin = Linear(2, 2)
+            self.layers = []
+            self.layers.append(Linear(2, 2))  # too late for __setattr__ to see
+
+    net = Net()
+    with pytest.raises(TypeError, match="Net.layers: a list holding Linear objects"):
+        net.parameters()
+
+
+def test_containers_of_other_things_are_ordinary_attributes():
+    class Net(Module):
+        def __init__(self):
+            self.sizes = [2, 3]
+            self.names = {"a": 1}
+            self.cache = (mg.Tensor([1.0]),)  # plain Tensors are not trained anyway
+            self.lin = Linear(2, 3)
+
+    assert [name for name, _ in Net().named_parameters()] == ["lin.weight", "lin.bias"]
 
 
 # -- state dicts ----------------------------------------------------------------------
@@ -241,6 +363,53 @@ def test_linear_dtype_float32_stays_float32():
     lin = Linear(3, 2, dtype=np.float32)
     assert lin.weight.dtype == np.float32 and lin.bias.dtype == np.float32
     assert lin(mg.Tensor(np.ones((1, 3), dtype=np.float32))).dtype == np.float32
+    assert repr(lin) == "Linear(in_features=3, out_features=2, bias=True, dtype=float32)"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("value", [
+    [[1.0, 2.0, 3.0]], [[1, 2, 3]], np.ones((2, 3)), np.ones((2, 3), np.float32),
+    np.ones(3, np.int64), np.array([[True, False, True]]),
+], ids=["floats", "ints", "float64", "float32", "int64", "bool"])
+def test_arrays_and_lists_are_cast_to_the_module_dtype(dtype, value):
+    lin = Linear(3, 1, dtype=dtype)
+    out = lin(value)
+    assert out.dtype == dtype
+    expected = np.asarray(value, dtype=dtype) @ lin.weight.data + lin.bias.data
+    np.testing.assert_allclose(out.data, expected, rtol=1e-6)
+
+
+def test_a_list_works_as_linear_input():
+    lin = Linear(2, 1)
+    np.testing.assert_allclose(lin([[1.0, 2.0]]).data,
+                               [[lin.weight.data[0, 0] + 2 * lin.weight.data[1, 0]
+                                 + lin.bias.data[0]]])
+
+
+@pytest.mark.parametrize("model_dtype, tensor_dtype", [(np.float32, np.float64),
+                                                       (np.float64, np.float32)])
+def test_a_tensor_of_another_dtype_is_refused_naming_both(model_dtype, tensor_dtype):
+    x = mg.Tensor(np.ones((2, 3), tensor_dtype), requires_grad=True)
+    with pytest.raises(ValueError, match=f"Linear: input has dtype "
+                                         f"{np.dtype(tensor_dtype)}, expected the module's "
+                                         f"dtype {np.dtype(model_dtype)}"):
+        Linear(3, 1, dtype=model_dtype)(x)
+
+
+@pytest.mark.parametrize("value, message", [
+    (np.array([["a", "b"]]), "Linear: input must be numeric, got an array of dtype <U1"),
+    ([[1.0, 2.0], [3.0]], "Linear: input is not an array"),
+    ([[1.0, 2.0, 3.0]], r"last dimension 2, got shape \(1, 3\)"),
+])
+def test_bad_linear_inputs_get_clear_errors(value, message):
+    with pytest.raises(ValueError, match=message):
+        Linear(2, 1)(value)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, "complex128", "nonsense"])
+def test_linear_dtype_must_be_a_float_type(dtype):
+    with pytest.raises(ValueError, match="Linear: dtype must be a float type"):
+        Linear(2, 1, dtype=dtype)
 
 
 @pytest.mark.parametrize("args, message", [
