@@ -5,12 +5,13 @@ state in, the new state out), and a *stack*, which runs ``num_layers`` cells ove
 batch-first sequence. Only the cell differs between the three models, so this file holds
 everything else once:
 
-- ``RecurrentCell``: sizes, dtype and input checks of one step, ``cell(x_t, state)``
-  for a single step, and the conversion of one layer to and from PyTorch's layout.
+- ``RecurrentCell``: sizes, dtype and input checks of one step (the dtype rule of every
+  module, ``mg.nn.as_input``), ``cell(x_t, state)`` for a single step, and the
+  conversion of one layer to and from PyTorch's layout.
 - ``Recurrent``: the stack. It checks the whole input once, then unrolls: layer k runs
   inside ``mg.scope(f"l{k}")`` and each of its steps inside ``mg.scope(f"t{t}")``, so a
   drawing shows one box per layer and step, and ``mg.step_grad_norms`` finds the state
-  tensor of every step by its scope and name. It also writes and reads the PyTorch
+  tensor of every step (``"l0/h"``, ``"l0/c"``). It also writes and reads the PyTorch
   state dict (``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``).
 
 A cell declares its state (``("h", "c")`` for the LSTM, ``("h",)`` for the others) and
@@ -20,29 +21,9 @@ state tensor after its entry in ``state_names`` so that tools can find it.
 import numpy as np
 
 import minigrad as mg
-from minigrad.nn import Module, positive_int
+from minigrad.nn import Module, as_input, float_dtype, positive_int
 
-__all__ = ["RecurrentCell", "Recurrent", "as_model_tensor"]
-
-
-def as_model_tensor(owner, what, value, dtype):
-    """``value`` as a Tensor of the model's dtype.
-
-    Arrays and lists are converted (a float64 batch fed to a float32 model becomes
-    float32, so the model's dtype holds end to end). A Tensor is used as it is, so that
-    gradients reach it, and must therefore already have the model's dtype: numpy would
-    otherwise silently promote the whole computation, parameter gradients included.
-    """
-    if isinstance(value, mg.Tensor):
-        if value.dtype != dtype:
-            raise ValueError(f"{owner}: {what} has dtype {value.dtype}, expected the "
-                             f"model's dtype {np.dtype(dtype)}")
-        return value
-    array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{owner}: {what} must be numeric, got an array of dtype "
-                         f"{array.dtype}")
-    return mg.Tensor(array.astype(dtype, copy=False))
+__all__ = ["RecurrentCell", "ConcatLayoutCell", "Recurrent"]
 
 
 def _state_parts(owner, names, state):
@@ -74,14 +55,12 @@ class RecurrentCell(Module):
         owner = type(self).__name__
         self.input_size = positive_int(owner, "input_size", input_size)
         self.hidden_size = positive_int(owner, "hidden_size", hidden_size)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":
-            raise ValueError(f"{owner}: dtype must be a float type, got {self.dtype}")
+        self.dtype = float_dtype(owner, dtype)
 
     def forward(self, x_t, state=None):
         """Validate, then take one step."""
         owner = type(self).__name__
-        x_t = as_model_tensor(owner, "input", x_t, self.dtype)
+        x_t = as_input(owner, "input", x_t, self.dtype)
         if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
             raise ValueError(f"{owner}: expected input of shape (N, {self.input_size}), "
                              f"got {x_t.shape}")
@@ -92,7 +71,7 @@ class RecurrentCell(Module):
             parts = []
             for name, value in zip(self.state_names,
                                    _state_parts(owner, self.state_names, state)):
-                value = as_model_tensor(owner, f"{name}_prev", value, self.dtype)
+                value = as_input(owner, f"{name}_prev", value, self.dtype)
                 if value.shape != expected:
                     raise ValueError(f"{owner}: expected {name}_prev of shape {expected} "
                                      f"(N, hidden_size), got {value.shape}")
@@ -160,7 +139,7 @@ class Recurrent(Module):
         self.input_size = positive_int(owner, "input_size", input_size)
         self.hidden_size = positive_int(owner, "hidden_size", hidden_size)
         self.num_layers = positive_int(owner, "num_layers", num_layers)
-        self.dtype = np.dtype(dtype)
+        self.dtype = float_dtype(owner, dtype)
         for k in range(self.num_layers):
             size = self.input_size if k == 0 else self.hidden_size
             setattr(self, f"l{k}", self.cell_class(size, self.hidden_size, rng=rng,
@@ -202,7 +181,7 @@ class Recurrent(Module):
     def _check(self, x, state):
         """All input checks, before any op runs: errors say what was expected and got."""
         owner = type(self).__name__
-        x = as_model_tensor(owner, "input", x, self.dtype)
+        x = as_input(owner, "input", x, self.dtype)
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"{owner}: expected batch-first input of shape "
                              f"(N, T, {self.input_size}), got {x.shape}")
@@ -215,7 +194,7 @@ class Recurrent(Module):
         parts = []
         for name, value in zip(self.state_names,
                                _state_parts(owner, self.state_names, state)):
-            value = as_model_tensor(owner, f"{name}0", value, self.dtype)
+            value = as_input(owner, f"{name}0", value, self.dtype)
             if value.shape != expected:
                 raise ValueError(f"{owner}: expected {name}0 of shape {expected} "
                                  f"(num_layers, N, hidden_size), got {value.shape}")

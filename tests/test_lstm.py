@@ -395,7 +395,7 @@ def test_repr():
     (np.zeros((4, 5, 3)), (np.zeros((4, 6)), np.zeros((2, 4, 6))),
      r"expected h0 of shape \(2, 4, 6\) .* got \(4, 6\)"),
     (mg.Tensor(np.zeros((4, 5, 3), np.float32)), None,
-     r"input has dtype float32, expected the model's dtype float64"),
+     r"input has dtype float32, expected the module's dtype float64"),
 ])
 def test_lstm_rejects_bad_input_before_computing(x, state, match):
     model = LSTM(3, 6, num_layers=2, rng=np.random.default_rng(0))

@@ -461,7 +461,7 @@ def test_recurrent_by_name():
      r"expected h0 of shape \(2, 4, 6\) .* got \(2, 2, 4, 6\)"),
     (np.zeros((4, 5, 3)), np.array([["a"]]), r"h0 must be numeric"),
     (mg.Tensor(np.zeros((4, 5, 3), np.float32)), None,
-     r"input has dtype float32, expected the model's dtype float64"),
+     r"input has dtype float32, expected the module's dtype float64"),
 ])
 def test_rejects_bad_input_before_computing(model_class, x, h0, match):
     model = model_class(3, 6, num_layers=2, rng=np.random.default_rng(0))
