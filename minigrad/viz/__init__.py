@@ -13,10 +13,11 @@ same on every run. ``render`` is the thin step that hands that text to Graphviz'
 import numpy as np
 
 from . import ops_view
+from .explorer import explore
 from .files import FORMATS, render_source
 from .style import RANKDIRS, ROLES  # noqa: F401  (ROLES: the colours, for users and tests)
 
-__all__ = ["graph", "render", "VIEWS"]
+__all__ = ["graph", "render", "explore", "VIEWS"]
 
 VIEWS = {"ops": ops_view}
 

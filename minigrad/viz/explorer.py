@@ -1,0 +1,278 @@
+"""The graph explorer: one HTML file that replays the backward sweep in a browser.
+
+A static drawing shows how large each gradient ended up. The explorer shows how it got
+there: ``explore`` runs the backward sweep once under ``mg.record_backward()``, keeps the
+order in which the engine ran each op's backward and the gradients it produced, and
+writes a page whose timeline replays that order over the drawings of the graph. Step k
+of the timeline is the state right after the k-th op's backward ran: that op is
+highlighted, every tensor whose gradient is complete is filled by its gradient norm, and
+each leaf (a parameter, the input) shows the sum of the contributions it received so
+far, one per time step, arriving last step first.
+
+The page is one file and needs nothing from the network: the SVGs come from Graphviz's
+``dot`` and are inlined, the data is one JSON block, and the script and styles are the
+package's own ``explorer.js`` and ``explorer.css``. Large tensors are summarised
+(statistics and a heatmap downsampled to at most ``MAX_CELLS`` x ``MAX_CELLS`` block
+means, stored as 8-bit codes), so the page stays small whatever the batch size.
+"""
+import base64
+import html
+import json
+import math
+import os
+import pathlib
+import re
+import shutil
+
+import graphviz
+import numpy as np
+
+from ..context import record_backward
+from ..nn import Parameter
+from ..tensor import topological_order
+from ..timesteps import TimeSteps, step_of
+from .files import MISSING_DOT, _write_atomically
+from .style import GRAD_SCALE, ROLES, _log_range
+
+MAX_CELLS = 24  # heatmaps: at most this many rows and columns of block means
+HERE = pathlib.Path(__file__).parent
+
+
+def explore(root, path, *, title=None):
+    """Write the explorer of everything ``root`` depends on to ``path`` (.html); returns it.
+
+    ``root`` is a one-element tensor, usually the loss, whose graph is still there (not
+    released by a plain ``backward()``). The sweep is run here, with the graph retained;
+    every tensor's ``.grad`` is put back as it was afterwards, so exploring never changes
+    what an optimizer would see.
+    """
+    from . import VIEWS, graph
+
+    if pathlib.Path(path).suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"explore writes an HTML page: {os.fspath(path)!r} must end in .html")
+    if root.data.size != 1:
+        raise ValueError(f"explore needs a one-element root (a loss) to start the backward "
+                         f"sweep from, got a tensor of shape {root.shape}")
+    if not root.requires_grad:
+        raise ValueError("explore needs a root that requires grad: nothing in its "
+                         "computation has requires_grad=True, so there is no sweep to show")
+    order = topological_order(root)
+    saved = [t.grad for t in order]
+    try:
+        for t in order:
+            t.grad = None
+        with record_backward() as sweep:
+            root.backward(retain_grads=True)
+        data = page_data(root, order, list(sweep))
+        views = {}
+        for name in VIEWS:
+            drawing = graph(root, view=name, show_grads=False)
+            views[name] = _svg(drawing, name)
+            data["views"][name] = _node_maps(name, order)
+    finally:
+        for t, grad in zip(order, saved):
+            t.grad = grad
+    if title is not None:
+        data["title"] = str(title)
+    _write_atomically(path, _page(data, views).encode("utf-8"))
+    return path
+
+
+# -- the data -----------------------------------------------------------------------------
+
+def page_data(root, order, sweep):
+    """Everything the page's script needs, as JSON-ready lists and dicts.
+
+    ``sweep`` holds the entries of ``mg.record_backward`` in the order the engine ran
+    them. Tensors are referred to by their position in ``order`` (``topological_order``),
+    which is also how the drawings name their nodes.
+    """
+    position = {id(t): i for i, t in enumerate(order)}
+    steps, done = [], {}
+    running = {}  # leaf index -> sum of the contributions so far (float64)
+    by_step = {}  # (leaf index, step label) -> sum of that step's contributions so far
+    arrivals = {}  # leaf index -> [[sweep step, label, step-sum norm, summary so far]]
+    for k, entry in enumerate(sweep):
+        index = position[id(entry.tensor)]
+        done[index] = k
+        label = _step_label(entry.tensor.scope)
+        inputs, received = [], {}
+        for tensor, grad in entry.input_grads:
+            i = position[id(tensor)]
+            if grad is None:
+                continue
+            grad = np.asarray(grad, dtype=np.float64)
+            inputs.append([i, _number(_norm(grad))])
+            if tensor.op is None:  # a leaf: it holds the sum of what it received so far
+                received[i] = received[i] + grad if i in received else grad
+        for i, grad in received.items():
+            running[i] = running[i] + grad if i in running else grad
+            by_step[i, label] = by_step[i, label] + grad if (i, label) in by_step else grad
+            arrivals.setdefault(i, []).append(
+                [k, label, _number(_norm(by_step[i, label])), summary(running[i])])
+        steps.append({"tensor": index, "norm": _number(_norm(entry.grad)), "inputs": inputs,
+                      "label": label})
+
+    grads = {position[id(e.tensor)]: e.grad for e in sweep}
+    tensors = []
+    for i, t in enumerate(order):
+        record = {
+            "name": t.name, "scope": t.scope, "shape": list(t.shape), "dtype": str(t.dtype),
+            "role": _role(t, root), "leaf": t.op is None,
+            "op": None if t.op is None else t.op.label,
+            "detail": None if t.op is None else (t.op.detail() or None),
+            "step": _step_label(t.scope), "value": summary(t.data),
+        }
+        if t.op is not None:
+            record["done"] = done.get(i)
+            record["grad"] = summary(grads[i]) if i in grads else None
+        else:
+            record["arrivals"] = arrivals.get(i, [])
+        tensors.append(record)
+
+    norms = [n for s in steps for n in (s["norm"],) if isinstance(n, float)]
+    norms += [a[3]["norm"] for rows in arrivals.values() for a in rows
+              if isinstance(a[3]["norm"], float)]
+    grad_range = _log_range(dict(enumerate(norms))) or (0.0, 0.0)
+    return {
+        "title": None, "tensors": tensors, "sweep": steps,
+        "parameters": [i for i, t in enumerate(order) if isinstance(t, Parameter)]
+                      or [i for i, t in enumerate(order) if t.op is None and t.requires_grad],
+        "states": _state_series(root, order, done),
+        "scale": list(GRAD_SCALE), "range": list(grad_range),
+        "roles": {role: border for role, (_, border) in ROLES.items()},
+        "views": {},
+    }
+
+
+def summary(array):
+    """Statistics and a downsampled heatmap of ``array``: what the page shows of a tensor.
+
+    Heatmap cells are block means, coded as signed bytes on a scale symmetric around 0
+    (``scale`` is the largest magnitude); -128 marks a cell that is not finite.
+    """
+    a = np.asarray(array, dtype=np.float64)
+    if a.size == 0:
+        return {"min": None, "max": None, "mean": None, "norm": 0.0, "heat": None}
+    stats = {"min": _number(a.min()), "max": _number(a.max()), "mean": _number(a.mean()),
+             "norm": _number(_norm(a))}
+    grid = a.reshape(1, 1) if a.ndim == 0 else a.reshape(1, -1) if a.ndim == 1 \
+        else a.reshape(-1, a.shape[-1])
+    grid = _block_means(_block_means(grid, 0), 1)
+    finite = np.isfinite(grid)
+    scale = float(np.abs(grid[finite]).max()) if finite.any() else 0.0
+    codes = np.full(grid.shape, -128, dtype=np.int8)
+    if scale > 0:
+        codes[finite] = np.rint(grid[finite] / scale * 127).astype(np.int8)
+    else:
+        codes[finite] = 0
+    stats["heat"] = {"rows": grid.shape[0], "cols": grid.shape[1], "scale": scale,
+                     "codes": base64.b64encode(codes.tobytes()).decode("ascii")}
+    return stats
+
+
+def _block_means(grid, axis):
+    """``grid`` with ``axis`` cut into at most MAX_CELLS nearly equal blocks, averaged."""
+    n = grid.shape[axis]
+    if n <= MAX_CELLS:
+        return grid
+    edges = np.linspace(0, n, MAX_CELLS + 1).astype(int)
+    sums = np.add.reduceat(grid, edges[:-1], axis=axis)
+    counts = np.diff(edges).reshape((-1, 1) if axis == 0 else (1, -1))
+    return sums / counts
+
+
+def _norm(a):
+    return float(np.linalg.norm(np.asarray(a, dtype=np.float64).ravel()))
+
+
+def _number(x):
+    """A float for JSON; 'nan', 'inf' or '-inf' as strings, which JSON cannot hold."""
+    x = float(x)
+    if math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def _role(tensor, root):
+    if tensor is root:
+        return "output"
+    if isinstance(tensor, Parameter):
+        return "parameter"
+    return "input" if tensor.op is None else "intermediate"
+
+
+def _step_label(scope):
+    """'t3' for a tensor made in time step 3 (of any layer), None outside time steps."""
+    _, step = step_of(scope)
+    return None if step is None else f"t{step}"
+
+
+def _state_series(root, order, done):
+    """The recurrent state of each layer, per time step: what dLoss/dh_t is taken of.
+
+    ``minigrad.timesteps`` finds it from the graph (what step t hands to step t + 1),
+    the same tensors ``mg.step_grad_norms`` measures. Returns one series per state key
+    ('lstm/l0/h'): [{"layer", "name", "points": [[t, tensor index, sweep step]]}].
+    """
+    structure = TimeSteps(root)
+    position = {id(t): i for i, t in enumerate(order)}
+    series = {}
+    for layer, steps in structure.layers.items():
+        for step in steps:
+            state = structure.state_of(step)
+            for key, tensor in zip(structure.state_keys(step, state), state):
+                i = position[id(tensor)]
+                entry = series.setdefault(key, {"layer": layer, "name": key.rsplit("/", 1)[-1],
+                                                "points": []})
+                entry["points"].append([step.t, i, done.get(i)])
+    return list(series.values())
+
+
+# -- the drawings -------------------------------------------------------------------------
+
+def _node_maps(view, order):
+    """{"tensor": node id of each tensor, "op": node id of the op that made it or None},
+    indexed like ``order``: how the script finds a tensor in the drawing of ``view``."""
+    if view == "ops":
+        return {"tensor": [f"v{i}" for i in range(len(order))],
+                "op": [None if t.op is None else f"op{i}" for i, t in enumerate(order)]}
+    from . import VIEWS
+    return VIEWS[view].node_maps(order)
+
+
+_LEGEND = re.compile(r'<g id="node\d+" class="node">\s*<title>legend</title>.*?</g>\s*',
+                     re.DOTALL)
+
+
+def _svg(drawing, view):
+    """The SVG of ``drawing`` laid out by ``dot``, ready to inline: no XML prolog, no
+    legend (the page draws its own), element ids prefixed by the view's name so that
+    several drawings can share one page."""
+    if shutil.which("dot") is None:
+        raise RuntimeError(MISSING_DOT.format(suffix=".html"))
+    try:
+        svg = drawing.pipe(format="svg").decode("utf-8")
+    except graphviz.ExecutableNotFound:
+        raise RuntimeError(MISSING_DOT.format(suffix=".html")) from None
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.DOTALL)
+    svg = _LEGEND.sub("", svg)
+    return re.sub(r'\bid="', f'id="{view}-', svg)
+
+
+# -- the page -----------------------------------------------------------------------------
+
+def _page(data, views):
+    """The HTML text: the template with the styles, drawings, data and script filled in."""
+    template = (HERE / "explorer.html").read_text(encoding="utf-8")
+    # "</" could end the script element early; JSON allows the escaped form "<\/".
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    drawings = "\n".join(f'<div class="drawing" data-view="{html.escape(name)}" hidden>\n'
+                         f'{svg}\n</div>' for name, svg in views.items())
+    title = data["title"] or "The backward sweep, step by step"
+    parts = {"TITLE": html.escape(title), "CSS": (HERE / "explorer.css").read_text("utf-8"),
+             "DRAWINGS": drawings, "DATA": payload,
+             "SCRIPT": (HERE / "explorer.js").read_text("utf-8")}
+    return re.sub(r"@@(TITLE|CSS|DRAWINGS|DATA|SCRIPT)@@", lambda m: parts[m.group(1)],
+                  template)
