@@ -1,7 +1,8 @@
 """minigrad: a small reverse-mode automatic differentiation engine over numpy."""
 from . import nn, optim, timesteps, viz
 from .allocator import keep_freed_memory
-from .context import current_scope, enable_grad, is_grad_enabled, no_grad, scope
+from .context import (SweepStep, current_scope, detect_anomaly, enable_grad, is_grad_enabled,
+                      no_grad, record_backward, scope)
 from .gradcheck import GradcheckError, gradcheck
 from .ops import (add, concat, divide, exp, getitem, log, matmul, mean, multiply, negative,
                   power, relu, reshape, sigmoid, softplus, stack, subtract, sum, tanh,
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "GradcheckError", "gradcheck", "no_grad", "enable_grad", "is_grad_enabled",
     "scope", "current_scope", "save", "load", "keep_freed_memory", "nn", "optim", "viz",
+    "detect_anomaly", "record_backward", "SweepStep",
     "timesteps", "step_grad_norms",
     "add", "subtract", "multiply", "divide", "matmul", "power", "negative", "exp", "log",
     "sigmoid", "tanh", "relu", "softplus", "sum", "mean", "reshape", "transpose", "getitem",

@@ -1,55 +1,96 @@
-"""The only two pieces of global state: whether ops record a graph, and the current scope.
+"""The engine's per-thread switches: graph recording, the current scope, anomaly detection
+and a backward recorder.
 
-Both live on one thread-local object and are changed only through context managers that
-restore the previous value in ``finally``, so an exception inside a block can never leave
-gradient recording switched off or a scope half-open.
+They live on one thread-local object and are changed only through context managers that
+restore the previous value on exit, so an exception inside a block can never leave
+gradient recording switched off or a scope half-open. (The rest of minigrad's global state
+is process-wide and not switched: the tensors' serial counter in ``tensor.py``, the
+default random generator of ``nn``, and the malloc setting of ``keep_freed_memory``.)
 """
+import collections
 import contextlib
+import functools
 import threading
 
+import numpy as np
 
-class _State(threading.local):
+
+class _Settings:
+    """One thread's switches."""
+
+    __slots__ = ("grad_enabled", "scope", "detect_anomaly", "recorder")
+
     def __init__(self):
         self.grad_enabled = True
         self.scope = ""  # "" at top level, "lstm/l0/t3" inside nested scopes
+        self.detect_anomaly = False
+        self.recorder = None  # the list record_backward() is filling, if any
 
 
-_state = _State()
+class _Local(threading.local):
+    # Every op reads several switches: one thread-local lookup (the slow part), then
+    # plain attribute reads on this thread's _Settings.
+    def __init__(self):
+        self.settings = _Settings()
+
+
+_local = _Local()
 
 
 def is_grad_enabled():
     """True unless inside ``no_grad()``."""
-    return _state.grad_enabled
+    return _local.settings.grad_enabled
 
 
 def current_scope():
     """The '/'-joined names of the enclosing ``scope()`` blocks ('' at top level)."""
-    return _state.scope
+    return _local.settings.scope
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Run without building a graph: ops return plain Tensors that need no gradient.
+class _GradMode:
+    """Switch graph recording for a ``with`` block or for every call of a function.
 
-    Usable as ``with mg.no_grad():`` or as a decorator, like ``torch.no_grad``.
+    Works as ``with mg.no_grad():``, ``@mg.no_grad()`` and ``@mg.no_grad``, like PyTorch.
     """
-    previous = _state.grad_enabled
-    _state.grad_enabled = False
-    try:
-        yield
-    finally:
-        _state.grad_enabled = previous
+
+    enabled = True
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        self._previous = []  # a stack: one instance may be entered again while inside
+        return self if func is None else self(func)
+
+    def __enter__(self):
+        settings = _local.settings
+        self._previous.append(settings.grad_enabled)
+        settings.grad_enabled = self.enabled
+
+    def __exit__(self, *exc_info):
+        _local.settings.grad_enabled = self._previous.pop()
+
+    def __call__(self, func):
+        if not callable(func):
+            raise TypeError(f"{type(self).__name__}() decorates a function, got {func!r}")
+
+        mode = type(self)
+
+        @functools.wraps(func)
+        def switched(*args, **kwargs):
+            with mode():  # a fresh switch per call: safe across threads and recursion
+                return func(*args, **kwargs)
+        return switched
 
 
-@contextlib.contextmanager
-def enable_grad():
+class no_grad(_GradMode):  # noqa: N801  (named like the function it replaces, as in PyTorch)
+    """Run without building a graph: ops return plain Tensors that need no gradient."""
+
+    enabled = False
+
+
+class enable_grad(_GradMode):  # noqa: N801
     """Record a graph again inside a ``no_grad()`` block."""
-    previous = _state.grad_enabled
-    _state.grad_enabled = True
-    try:
-        yield
-    finally:
-        _state.grad_enabled = previous
+
+    enabled = True
 
 
 @contextlib.contextmanager
@@ -61,9 +102,80 @@ def scope(name):
     """
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"scope name must be a non-empty string without '/', got {name!r}")
-    previous = _state.scope
-    _state.scope = f"{previous}/{name}" if previous else name
+    settings = _local.settings
+    previous = settings.scope
+    settings.scope = f"{previous}/{name}" if previous else name
     try:
         yield
     finally:
-        _state.scope = previous
+        settings.scope = previous
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Check every op's output in forward and every gradient in backward.
+
+    The first NaN or infinity raises ``FloatingPointError`` naming the op, its scope, the
+    pass and the shapes. Outside this block no check runs: ops return inf and NaN silently.
+    """
+    settings = _local.settings
+    previous = settings.detect_anomaly
+    settings.detect_anomaly = True
+    try:
+        yield
+    finally:
+        settings.detect_anomaly = previous
+
+
+SweepStep = collections.namedtuple("SweepStep", "tensor op grad input_grads")
+SweepStep.__doc__ = """One op's backward as the engine ran it.
+
+``tensor``: the op's output; ``op``: the op (``tensor.op``); ``grad``: a copy of the
+complete gradient of ``tensor`` handed to the op; ``input_grads``: one pair per op input,
+``(input Tensor, dense copy of the contribution sent to it)``, or ``(input, None)``."""
+
+
+class Sweep(list):
+    """The ``SweepStep``s of every backward run inside ``record_backward()``, in order."""
+
+    @property
+    def steps(self):
+        return list(self)
+
+
+@contextlib.contextmanager
+def record_backward():
+    """Record each op's backward, in the order the engine runs them (for explaining it:
+    the graph explorer steps through these). Costs one check per backward when unused."""
+    sweep = Sweep()
+    settings = _local.settings
+    previous = settings.recorder
+    settings.recorder = sweep
+    try:
+        yield sweep
+    finally:
+        settings.recorder = previous
+
+
+# numpy's floating-point error handling is switched to "ignore" around every op forward and
+# every backward sweep: like PyTorch, ops return inf and NaN without warnings
+# (detect_anomaly() is how to find where they came from). ``ignore_numpy_errors()``
+# returns a token for ``restore_numpy_errors(token)``.
+try:  # numpy >= 2 keeps the setting in a context variable: setting it directly costs a
+    # fifth of entering np.errstate, which matters when every op pays it
+    from numpy._core._ufunc_config import _extobj_contextvar as numpy_errors
+    from numpy._core._ufunc_config import _make_extobj
+    IGNORE = _make_extobj(all="ignore")
+except ImportError:  # numpy 1.x
+    class _NumpyErrors:
+        @staticmethod
+        def set(settings):
+            return np.seterr(**settings)
+
+        @staticmethod
+        def reset(previous):
+            np.seterr(**previous)
+
+    numpy_errors, IGNORE = _NumpyErrors(), {"all": "ignore"}
+ignore_numpy_errors = functools.partial(numpy_errors.set, IGNORE)
+restore_numpy_errors = numpy_errors.reset

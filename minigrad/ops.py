@@ -2,8 +2,9 @@
 
 An op is a small class. ``forward`` takes numpy arrays and returns one array, saving on
 ``self`` only what ``backward`` needs. ``backward(grad)`` takes the gradient of the output
-and returns one gradient per input (None where that input needs none); it never changes
-``grad`` in place, because the same array may be handed to several ops. The class name,
+and returns one gradient per input, None where ``self.needs_input_grad`` says that input
+needs none; it never changes ``grad`` in place, because the same array may be handed to
+several ops. The class name,
 lower-cased, is the op's label in errors and in the graph drawing.
 
 Broadcasting is undone in one place, ``unbroadcast``; no op repeats that rule.
@@ -12,8 +13,8 @@ import math
 
 import numpy as np
 
-from .context import _state
-from .tensor import IndexedGrad, Tensor, as_array
+from .context import _local, ignore_numpy_errors, restore_numpy_errors
+from .tensor import Tensor, as_array, check_forward
 
 
 def unbroadcast(grad, shape):
@@ -42,9 +43,16 @@ _EXP_SAFE_MIN = {np.float64: -708.0, np.float32: -88.0, np.float16: -11.0}
 
 
 class Op:
-    """Base of every op. Calling an op instance on Tensors runs it and records it."""
+    """Base of every op. Calling an op instance on Tensors runs it and records it.
 
-    __slots__ = ("inputs",)
+    When the op is recorded, ``self.inputs`` holds its input Tensors and
+    ``self.needs_input_grad`` one bool per input, decided once here: ``backward`` returns
+    None for an input that needs no gradient and never computes one to be thrown away.
+    An op whose backward is cheaper from its output keeps that array in ``self.out``.
+    ``release()`` drops both once backward has run (see ``Tensor.backward``).
+    """
+
+    __slots__ = ("inputs", "needs_input_grad", "out")
     label = "op"
 
     def __init_subclass__(cls, **kwargs):
@@ -52,18 +60,33 @@ class Op:
         cls.label = cls.__name__.lower()
 
     def __call__(self, *inputs):
+        token = ignore_numpy_errors()  # inf and NaN come back silently, as in PyTorch
         try:
             out = self.forward(*[t.data for t in inputs])
         except ValueError as err:
             shapes = " and ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{self.label}: incompatible shapes {shapes}: {err}") from None
-        out = as_array(out)
-        if _state.grad_enabled:
-            for t in inputs:
-                if t.requires_grad:
-                    self.inputs = inputs
-                    return Tensor._from_op(out, self)
-        return Tensor._from_op(out, None)
+        finally:
+            restore_numpy_errors(token)
+        if type(out) is not np.ndarray:  # numpy gives scalars for 0-d results
+            out = np.asarray(out)
+        settings = _local.settings
+        if settings.detect_anomaly:
+            check_forward(self, out, inputs, settings.scope)
+        if settings.grad_enabled:
+            count = len(inputs)  # spelled out: a comprehension costs more than the rest
+            needs = ((inputs[0].requires_grad,) if count == 1 else
+                     (inputs[0].requires_grad, inputs[1].requires_grad) if count == 2 else
+                     tuple([t.requires_grad for t in inputs]))
+            if True in needs:
+                self.inputs = inputs
+                self.needs_input_grad = needs
+                return Tensor._from_op(out, self, settings.scope)
+        return Tensor._from_op(out, None, settings.scope)
+
+    def release(self):
+        """Drop the inputs and saved arrays: the graph behind this op can then be freed."""
+        self.inputs = self.out = None
 
     def detail(self):
         """Parameters worth showing next to the label in a drawing ('' if none)."""
@@ -76,71 +99,85 @@ class Op:
 
 # -- elementwise arithmetic (numpy broadcasting) ----------------------------------------
 
-class Add(Op):
+class Elementwise(Op):
+    """Base of the broadcasting binary ops: ``ufunc(a, b)``, with PyTorch's dtype rule
+    where it differs from numpy's: a 0-d tensor does not promote an n-d one, so a float32
+    array times a 0-d float64 tensor stays float32."""
+
     __slots__ = ()
+    ufunc = None
 
     def forward(self, a, b):
-        return a + b
+        if a.dtype is not b.dtype and (a.ndim == 0) != (b.ndim == 0) and a.dtype != b.dtype:
+            if a.ndim == 0:
+                a = a.astype(b.dtype)
+            else:
+                b = b.astype(a.dtype)
+        return self.ufunc(a, b)
 
-    def backward(self, grad):
-        a, b = self.inputs
-        return unbroadcast(grad, a.data.shape), unbroadcast(grad, b.data.shape)
 
-
-class Subtract(Op):
+class Add(Elementwise):
     __slots__ = ()
-
-    def forward(self, a, b):
-        return a - b
+    ufunc = np.add
 
     def backward(self, grad):
-        a, b = self.inputs
-        return (unbroadcast(grad, a.data.shape),
-                unbroadcast(-grad, b.data.shape) if b.requires_grad else None)
+        (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
+        return (unbroadcast(grad, a.data.shape) if need_a else None,
+                unbroadcast(grad, b.data.shape) if need_b else None)
 
 
-class Multiply(Op):
+class Subtract(Elementwise):
     __slots__ = ()
-
-    def forward(self, a, b):
-        return a * b
+    ufunc = np.subtract
 
     def backward(self, grad):
-        a, b = self.inputs
-        return (unbroadcast(grad * b.data, a.data.shape) if a.requires_grad else None,
-                unbroadcast(grad * a.data, b.data.shape) if b.requires_grad else None)
+        (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
+        return (unbroadcast(grad, a.data.shape) if need_a else None,
+                unbroadcast(-grad, b.data.shape) if need_b else None)
 
 
-class Divide(Op):
+class Multiply(Elementwise):
     __slots__ = ()
-
-    def forward(self, a, b):
-        return a / b
+    ufunc = np.multiply
 
     def backward(self, grad):
-        a, b = self.inputs
+        (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
+        return (unbroadcast(grad * b.data, a.data.shape) if need_a else None,
+                unbroadcast(grad * a.data, b.data.shape) if need_b else None)
+
+
+class Divide(Elementwise):
+    __slots__ = ()
+    ufunc = np.divide
+
+    def backward(self, grad):
+        (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
         grad_a = grad / b.data
-        return (unbroadcast(grad_a, a.data.shape),
-                unbroadcast(-grad_a * a.data / b.data, b.data.shape) if b.requires_grad else None)
+        return (unbroadcast(grad_a, a.data.shape) if need_a else None,
+                unbroadcast(-grad_a * a.data / b.data, b.data.shape) if need_b else None)
 
 
-class Power(Op):
-    """a ** b; the gradient for b uses log(a), so it is nan where a < 0 (as in PyTorch)."""
+class Power(Elementwise):
+    """a ** b, with PyTorch's gradients where the formulas meet 0 * inf: d/da is 0 where
+    b == 0 (also at a == 0), d/db is 0 where a == 0 and b >= 0 (the limit of a**b log a);
+    elsewhere d/db uses log(a), so it is nan for a < 0, as in PyTorch."""
 
-    __slots__ = ("out",)
+    __slots__ = ()
+    ufunc = np.power
 
     def forward(self, a, b):
-        self.out = a ** b
+        self.out = Elementwise.forward(self, a, b)
         return self.out
 
     def backward(self, grad):
-        a, b = self.inputs
+        (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
+        a, b = a.data, b.data
         grad_a = grad_b = None
-        if a.requires_grad:
-            grad_a = unbroadcast(grad * b.data * a.data ** (b.data - 1), a.data.shape)
-        if b.requires_grad:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                grad_b = unbroadcast(grad * self.out * np.log(a.data), b.data.shape)
+        if need_a:
+            grad_a = unbroadcast(grad * np.where(b == 0, 0, b * a ** (b - 1)), a.shape)
+        if need_b:
+            d = np.where((a == 0) & (b >= 0), 0, self.out * np.log(a))
+            grad_b = unbroadcast(grad * d, b.shape)
         return grad_a, grad_b
 
 
@@ -151,20 +188,22 @@ class Matmul(Op):
 
     def forward(self, a, b):
         if a.ndim > 2 and b.ndim == 2:  # (..., k) @ (k, m): one large product, not many
-            return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[1:])
+            rows = a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+            return (rows @ b).reshape(a.shape[:-1] + b.shape[1:])
         return a @ b
 
     def backward(self, grad):
         a, b = self.inputs[0].data, self.inputs[1].data
+        need_a, need_b = self.needs_input_grad
         if a.ndim == 1 and b.ndim == 1:  # dot product: grad is a scalar
-            return grad * b, grad * a
+            return grad * b if need_a else None, grad * a if need_b else None
         if a.ndim == 2 and b.ndim == 2:  # the common case, without the general machinery
-            return (grad @ b.T if self.inputs[0].requires_grad else None,
-                    a.T @ grad if self.inputs[1].requires_grad else None)
+            return grad @ b.T if need_a else None, a.T @ grad if need_b else None
         if a.ndim > 2 and b.ndim == 2:  # batch of rows times a weight matrix
-            rows, grad_rows = a.reshape(-1, a.shape[-1]), grad.reshape(-1, b.shape[1])
-            return ((grad_rows @ b.T).reshape(a.shape) if self.inputs[0].requires_grad else None,
-                    rows.T @ grad_rows if self.inputs[1].requires_grad else None)
+            count = math.prod(a.shape[:-1])
+            grad_rows = grad.reshape(count, b.shape[1])
+            return ((grad_rows @ b.T).reshape(a.shape) if need_a else None,
+                    a.reshape(count, a.shape[-1]).T @ grad_rows if need_b else None)
         # Promote 1-D operands the way matmul did, so one matrix rule covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -173,14 +212,15 @@ class Matmul(Op):
         if b.ndim == 1:
             grad = np.expand_dims(grad, -1)
         grad_a = grad_b = None
-        if self.inputs[0].requires_grad:
+        if need_a:
             grad_a = unbroadcast(grad @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-        if self.inputs[1].requires_grad:
+        if need_b:
             grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ grad, b2.shape).reshape(b.shape)
         return grad_a, grad_b
 
 
 # -- elementwise functions --------------------------------------------------------------
+# One input each: an op is only recorded when that input needs a gradient.
 
 class Negative(Op):
     __slots__ = ()
@@ -193,7 +233,7 @@ class Negative(Op):
 
 
 class Exp(Op):
-    __slots__ = ("out",)
+    __slots__ = ()
 
     def forward(self, a):
         self.out = np.exp(a)
@@ -216,7 +256,7 @@ class Log(Op):
 class Sigmoid(Op):
     """Keeps its output: d sigmoid = y (1 - y), no second exp in backward."""
 
-    __slots__ = ("out",)
+    __slots__ = ()
 
     def forward(self, a):
         self.out = _stable_sigmoid(a)
@@ -232,14 +272,14 @@ class Sigmoid(Op):
 class Tanh(Op):
     """Keeps its output: d tanh = 1 - y^2."""
 
-    __slots__ = ("out",)
+    __slots__ = ()
 
     def forward(self, a):
         self.out = np.tanh(a)
         return self.out
 
     def backward(self, grad):
-        d = self.out * self.out
+        d = as_array(self.out * self.out)  # an array even for 0-d, so out= can write to it
         np.subtract(1, d, out=d)
         d *= grad
         return (d,)
@@ -369,6 +409,35 @@ def _format_index(index):
     return "[" + ", ".join(one(i) for i in index) + "]"
 
 
+class IndexedGrad:
+    """A gradient that is zero except for ``values`` at ``index`` of a ``shape`` array.
+
+    Slicing returns this instead of a mostly-zero array, so the four gate slices of an
+    LSTM step add into one buffer rather than allocating and summing four full ones
+    (``tensor.accumulate`` does the adding). ``np.asarray`` of it gives the dense array.
+    """
+
+    __slots__ = ("index", "values", "shape", "basic")
+
+    def __init__(self, index, values, shape, basic):
+        self.index, self.values, self.shape, self.basic = index, values, shape, basic
+
+    dtype = property(lambda self: self.values.dtype)
+
+    def astype(self, dtype):
+        return IndexedGrad(self.index, self.values.astype(dtype), self.shape, self.basic)
+
+    def add_into(self, dense):
+        if self.basic:
+            dense[self.index] += self.values
+        else:  # integer arrays may select a position twice: add every contribution
+            np.add.at(dense, self.index, self.values)
+        return dense
+
+    def __array__(self, dtype=None, copy=None):
+        return self.add_into(np.zeros(self.shape, dtype or self.values.dtype))
+
+
 class Slice(Op):
     """``t[index]``. The gradient is zero outside the selected part, so it is returned
     as an ``IndexedGrad`` that backward adds into the input's gradient buffer."""
@@ -377,9 +446,10 @@ class Slice(Op):
 
     def __init__(self, index):
         index = index if type(index) is tuple else (index,)
+        if any(isinstance(i, Tensor) for i in index):
+            raise IndexError("a Tensor cannot index: tensors hold floats; index with an "
+                             "integer or boolean numpy array (t.data.astype(int) if meant)")
         self.basic = _is_basic_index(index)
-        if not self.basic:
-            index = tuple(i.data.astype(np.intp) if isinstance(i, Tensor) else i for i in index)
         self.index = index
 
     def forward(self, a):
@@ -393,7 +463,8 @@ class Slice(Op):
 
 
 class Concat(Op):
-    """Joins inputs along an axis; the gradient is split back at the same boundaries."""
+    """Joins inputs along an axis (with axis=None: flattened, then joined, as in numpy);
+    the gradient is split back at the same boundaries."""
 
     __slots__ = ("axis",)
 
@@ -404,12 +475,15 @@ class Concat(Op):
         return np.concatenate(arrays, axis=self.axis)
 
     def backward(self, grad):
-        axis = self.axis % grad.ndim
+        flat = self.axis is None
+        axis = 0 if flat else self.axis % grad.ndim
         before = (slice(None),) * axis
         grads, start = [], 0
-        for t in self.inputs:
-            stop = start + t.data.shape[axis]
-            grads.append(grad[before + (slice(start, stop),)])
+        for t, needs in zip(self.inputs, self.needs_input_grad):
+            shape = t.data.shape
+            stop = start + (math.prod(shape) if flat else shape[axis])
+            part = grad[before + (slice(start, stop),)] if needs else None
+            grads.append(part.reshape(shape) if flat and needs else part)
             start = stop
         return grads
 
@@ -428,7 +502,8 @@ class Stack(Op):
 
     def backward(self, grad):
         moved = np.moveaxis(grad, self.axis, 0)
-        return tuple(moved[i] for i in range(len(self.inputs)))
+        return tuple(moved[i] if needs else None
+                     for i, needs in enumerate(self.needs_input_grad))
 
     def detail(self):
         return f"axis={self.axis}"
@@ -452,7 +527,7 @@ def _lift(x, like):
 
 def _operands(a, b):
     if isinstance(a, Tensor):
-        return a, _lift(b, a)
+        return a, b if isinstance(b, Tensor) else _lift(b, a)
     b = _lift(b, None)
     return _lift(a, b), b
 

@@ -11,7 +11,7 @@ from heapq import heappop, heappush
 
 import numpy as np
 
-from .context import _state
+from .context import SweepStep, _local, ignore_numpy_errors, restore_numpy_errors
 
 # Every Tensor gets the next serial number when it is created. An op's inputs always
 # exist before its output, so sorting by serial number is a topological order.
@@ -33,6 +33,8 @@ class Tensor:
     def __init__(self, data, requires_grad=False, name=None):
         if isinstance(data, Tensor):
             data = data.data
+        elif isinstance(data, (list, tuple)):
+            _refuse_nested_tensors(data)
         array = np.asarray(data)
         if array.dtype.kind in "biu":
             array = array.astype(np.float64)
@@ -43,12 +45,12 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.op = None
-        self.scope = _state.scope
+        self.scope = _local.settings.scope
         self.retains_grad = False
         self.serial = next(_serials)
 
     @classmethod
-    def _from_op(cls, data, op):
+    def _from_op(cls, data, op, scope):
         """Fast constructor for op outputs: ``data`` is already a float ndarray."""
         t = object.__new__(cls)
         t.data = data
@@ -56,7 +58,7 @@ class Tensor:
         t.requires_grad = op is not None
         t.name = None
         t.op = op
-        t.scope = _state.scope
+        t.scope = scope
         t.retains_grad = False
         t.serial = next(_serials)
         return t
@@ -70,8 +72,35 @@ class Tensor:
     is_leaf = property(lambda self: self.op is None,
                        doc="True for tensors no recorded op made (inputs, parameters).")
 
+    # -- conversions, like numpy's and PyTorch's -----------------------------------------
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        """The sub-tensors ``t[0], t[1], ...`` (each one op of the graph)."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __float__(self):
+        return float(self._one_element("float"))
+
+    def __int__(self):
+        return int(self._one_element("int"))
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.data.size} elements is "
+                             f"ambiguous; use (t.data).any() or .all()")
+        return bool(self.data.item())
+
+    def _one_element(self, kind):
+        if self.data.size != 1:
+            raise TypeError(f"only one-element tensors convert to Python {kind}s, got shape "
+                            f"{self.shape}")
+        return self.data.item()
 
     def numpy(self):
         """The underlying array (shared, not copied)."""
@@ -114,13 +143,17 @@ class Tensor:
         return f"Tensor({body}, {', '.join(extras)})"
 
     # -- backward ----------------------------------------------------------------------
-    def backward(self, grad=None, *, retain_grads=False):
+    def backward(self, grad=None, *, retain_graph=False, retain_grads=False):
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
 
         ``grad`` is the upstream gradient; it may be omitted only for a one-element
-        tensor. Non-leaf gradients are dropped as soon as they are used, unless the tensor
-        called ``retain_grad()`` or ``retain_grads=True`` keeps them all (the graph
-        drawer needs them to colour nodes by gradient norm).
+        tensor. As in PyTorch, each op is released once its backward has run (its saved
+        arrays and its links to its inputs are dropped), so the graph is freed during the
+        sweep; ``retain_graph=True`` keeps it for a second backward or a drawing.
+        Non-leaf gradients are dropped as soon as they are used, unless the tensor called
+        ``retain_grad()`` or ``retain_grads=True`` keeps them all (the graph drawer needs
+        them to colour nodes by gradient norm; it implies ``retain_graph``). Kept
+        gradients, leaf or not, add up across backward calls.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -138,7 +171,7 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward(grad=...) needs shape {self.shape}, "
                                  f"got {grad.shape}")
-        backpropagate(self, grad, retain_grads)
+        backpropagate(self, grad, retain_graph or retain_grads, retain_grads)
 
     # -- operators (each is one call into ops.py) --------------------------------------
     def __add__(self, other): return ops.add(self, other)
@@ -167,26 +200,6 @@ class Tensor:
     def relu(self): return ops.relu(self)
 
 
-class IndexedGrad:
-    """A gradient that is zero except for ``values`` at ``index`` of a ``shape`` array.
-
-    Slicing returns this instead of a mostly-zero array, so the four gate slices of an
-    LSTM step add into one buffer rather than allocating and summing four full ones.
-    """
-
-    __slots__ = ("index", "values", "shape", "basic")
-
-    def __init__(self, index, values, shape, basic):
-        self.index, self.values, self.shape, self.basic = index, values, shape, basic
-
-    def add_into(self, dense):
-        if self.basic:
-            dense[self.index] += self.values
-        else:  # integer arrays may select a position twice: add every contribution
-            np.add.at(dense, self.index, self.values)
-        return dense
-
-
 def topological_order(root):
     """Every tensor ``root`` depends on through recorded ops, inputs before users.
 
@@ -194,14 +207,18 @@ def topological_order(root):
     thousand nodes deep), then a sort by creation serial number: an op's inputs are
     always created before its output, so that is a topological order, and the same
     computation gives the same order on every run. Used by the graph drawer; backward
-    relies on the same serial numbers without walking the graph first.
+    relies on the same serial numbers without walking the graph first. Raises
+    RuntimeError on reaching a graph that backward has released.
     """
     found = {id(root): root}
     stack = [root]
     while stack:
-        op = stack.pop().op
+        node = stack.pop()
+        op = node.op
         if op is None:
             continue
+        if op.inputs is None:
+            raise released_error(node, "walk")
         for parent in op.inputs:
             if id(parent) not in found:
                 found[id(parent)] = parent
@@ -212,64 +229,169 @@ def topological_order(root):
 _by_serial = operator.attrgetter("serial")
 
 
-def backpropagate(root, grad, retain_grads=False):
+def released_error(node, what):
+    where = f" in scope '{node.scope}'" if node.scope else ""
+    return RuntimeError(
+        f"cannot {what} the graph through {node.op.label}{where}: an earlier backward() "
+        f"released it (what each op saved and its links to its inputs are dropped once its "
+        f"backward has run). Pass retain_graph=True to that backward() to keep the graph "
+        f"for a second backward or for drawing it.")
+
+
+def backpropagate(root, grad, retain_graph=False, retain_grads=False):
     """Reverse-mode sweep: hand each op its output's gradient, users before inputs.
 
     A node enters a max-heap keyed by its serial number when it first receives a
     gradient. Every user of a node was created after it, so by the time the node has the
     highest serial in the heap, every user on a path from ``root`` has been processed and
     its gradient is complete: a topological order without sorting the whole graph first.
-    Gradients are popped from ``pending`` as they are consumed, so memory is released
-    during the sweep.
-
-    A gradient an op returned may be shared (``add`` returns the same array for both
-    inputs), so the first contribution is stored as is and the second creates a new
-    array; only arrays this function created itself (``owned``) are added to in place,
-    and every gradient is kept an ndarray (numpy gives scalars for 0-d results).
+    Gradients are popped from ``pending`` as they are consumed, and unless
+    ``retain_graph`` each op is released as soon as its backward has run, so memory is
+    freed during the sweep. Leaves (and retained non-leaves) add the gradient into
+    ``.grad``; ``accumulate`` sums the contributions of a node's several users.
     """
+    settings = _local.settings
+    watched = settings.detect_anomaly or settings.recorder is not None
     pending = {id(root): grad}
-    owned = set()
+    owned = set()  # nodes whose pending gradient is a buffer of this sweep's own
     heap = [(-root.serial, root)]
-    while heap:
-        node = heappop(heap)[1]
-        key = id(node)
-        grad = pending.pop(key)
-        op = node.op
-        if op is None:
-            if key not in owned:
-                grad = grad.copy()  # never alias an array another node holds
-            node.grad = grad if node.grad is None else as_array(node.grad + grad)
-            continue
-        if retain_grads or node.retains_grad:
-            node.grad = grad if key in owned else grad.copy()
-        for parent, parent_grad in zip(op.inputs, op.backward(grad)):
-            if parent_grad is None or not parent.requires_grad:
-                continue
-            if type(parent_grad) is not IndexedGrad:
-                parent_grad = as_array(parent_grad)
-                if parent_grad.dtype != parent.data.dtype:  # a mixed-dtype op: the gradient
-                    parent_grad = parent_grad.astype(parent.data.dtype)  # takes the input's
-            if parent_grad.shape != parent.data.shape:
-                raise RuntimeError(
-                    f"{op.label} backward returned a gradient of shape {parent_grad.shape} "
-                    f"for an input of shape {parent.data.shape}")
-            pkey = id(parent)
-            existing = pending.get(pkey)
-            if existing is None:
-                heappush(heap, (-parent.serial, parent))
-            if type(parent_grad) is IndexedGrad:  # zero outside an index: add in place
-                if pkey not in owned:
-                    existing = (np.zeros(parent_grad.shape, parent.data.dtype)
-                                if existing is None else existing.copy())
-                    owned.add(pkey)
-                pending[pkey] = parent_grad.add_into(existing)
-            elif existing is None:
-                pending[pkey] = parent_grad
-            elif pkey in owned:
-                existing += parent_grad
-            else:
-                pending[pkey] = as_array(existing + parent_grad)
-                owned.add(pkey)
+    token = ignore_numpy_errors()  # inf and NaN come back silently, as in PyTorch
+    try:
+        while heap:
+            node = heappop(heap)[1]
+            key = id(node)
+            grad = pending.pop(key)
+            if type(grad) is not np.ndarray:  # a lone contribution of a lazy kind: a numpy
+                grad = np.asarray(grad)  # scalar, or a slice's IndexedGrad made dense here
+                owned.add(key)
+            op = node.op
+            if op is None or retain_grads or node.retains_grad:
+                if node.grad is not None:
+                    node.grad = as_array(node.grad + grad)
+                else:  # never alias an array another node or the caller holds
+                    node.grad = grad if key in owned else grad.copy()
+                if op is None:
+                    continue
+            inputs = op.inputs
+            if inputs is None:
+                raise released_error(node, "backward")
+            grads = op.backward(grad)
+            if watched:
+                watch(settings, node, grad, inputs, grads)
+            if not retain_graph:
+                op.release()
+            for parent, parent_grad in zip(inputs, grads):
+                if parent_grad is None or not parent.requires_grad:
+                    continue
+                dtype = parent.data.dtype
+                if parent_grad.dtype is not dtype and parent_grad.dtype != dtype:
+                    parent_grad = parent_grad.astype(dtype)  # after a mixed-dtype op
+                if parent_grad.shape != parent.data.shape:
+                    raise RuntimeError(
+                        f"{op.label} backward returned a gradient of shape "
+                        f"{parent_grad.shape} for an input of shape {parent.data.shape}")
+                pkey = id(parent)
+                total = pending.get(pkey)
+                if total is None:
+                    heappush(heap, (-parent.serial, parent))
+                    pending[pkey] = parent_grad
+                else:
+                    pending[pkey] = accumulate(total, parent_grad, pkey, owned)
+    finally:
+        restore_numpy_errors(token)
+
+
+def accumulate(total, grad, key, owned):
+    """Add the contribution ``grad`` to node ``key``'s pending gradient ``total``.
+
+    The first contribution is kept as it came, for it may be shared (``add`` returns one
+    array for both inputs) or lazy (a slice's ``IndexedGrad``); this, the one place
+    contributions are summed, makes a buffer of the sweep's own (``owned``) at the
+    second, and adds into it in place from then on. A sparse ``IndexedGrad`` is added
+    straight into that buffer, never expanded on its own first.
+    """
+    if key not in owned:
+        total = np.array(total)  # a copy, dense and an ndarray even for numpy's 0-d scalars
+        owned.add(key)
+    if type(grad) is ops.IndexedGrad:
+        return grad.add_into(total)
+    total += grad
+    return total
+
+
+# -- detect_anomaly and record_backward: only called inside those blocks ------------------
+
+def watch(settings, node, grad, inputs, grads):
+    """Check (detect_anomaly) and record (record_backward) one op's backward: ``grad``
+    reached ``node``, and ``node.op`` sent ``grads`` to its ``inputs``."""
+    sent = [g if g is not None and t.requires_grad else None for t, g in zip(inputs, grads)]
+    if settings.detect_anomaly:
+        check_backward(node, grad, None, inputs)
+        for parent, g in zip(inputs, sent):
+            if g is not None:
+                check_backward(node, g, parent, inputs)
+    if settings.recorder is not None:
+        settings.recorder.append(SweepStep(node, node.op, np.array(grad), tuple(
+            (t, None if g is None else np.array(g, dtype=t.dtype)) for t, g in zip(inputs, sent))))
+
+
+def check_forward(op, out, inputs, scope):
+    """Raise FloatingPointError if ``op``'s output ``out`` holds a NaN or an infinity."""
+    if np.isfinite(out).all():
+        return
+    shapes = ", ".join(str(t.shape) for t in inputs)
+    bad = [f"input {i}{_describe(t)} already held {_kind(t.data)}"
+           for i, t in enumerate(inputs) if not np.isfinite(t.data).all()]
+    raise FloatingPointError(
+        f"detect_anomaly: {_kind(out)} in the forward output of {op.label}{_scope(scope)}: "
+        f"output shape {out.shape}, input shapes {shapes}" + (f"; {'; '.join(bad)}" if bad else ""))
+
+
+def check_backward(node, grad, parent, inputs):
+    """Raise FloatingPointError if a gradient of the sweep holds a NaN or an infinity:
+    ``grad`` is the gradient reaching ``node`` (``parent`` None) or the contribution
+    ``node``'s op sent to its input ``parent``."""
+    grad = np.asarray(grad)
+    if np.isfinite(grad).all():
+        return
+    where = f"{node.op.label}{_scope(node.scope)}"
+    if parent is None:
+        raise FloatingPointError(
+            f"detect_anomaly: {_kind(grad)} in the gradient reaching the output of {where} "
+            f"in backward (shape {grad.shape}): the sum of its users' gradients overflowed, "
+            f"or backward(grad=...) held it")
+    position = next(i for i, t in enumerate(inputs) if t is parent)
+    raise FloatingPointError(
+        f"detect_anomaly: {_kind(grad)} in the backward of {where}: the gradient for "
+        f"input {position}{_describe(parent)} of shape {parent.shape}, from an output "
+        f"gradient of shape {node.shape} (input shapes "
+        f"{', '.join(str(t.shape) for t in inputs)})")
+
+
+def _kind(array):
+    return "nan" if np.isnan(array).any() else "inf"
+
+
+def _scope(scope):
+    return f" in scope '{scope}'" if scope else " (top level, no scope)"
+
+
+def _describe(t):
+    role = "leaf" if t.op is None else t.op.label
+    return f" ({role}{f' {t.name!r}' if t.name else ''})"
+
+
+def _refuse_nested_tensors(data):
+    """numpy would copy the values out of Tensors in a list (or fail on 0-d ones), cutting
+    them from the graph without a word: point to stack instead."""
+    stack = [data]
+    while stack:
+        for item in stack.pop():
+            if isinstance(item, Tensor):
+                raise TypeError("Tensor() of a list holding Tensors: use mg.stack(list) to "
+                                "join tensors (it keeps them in the graph), or pass arrays")
+            if isinstance(item, (list, tuple)):
+                stack.append(item)
 
 
 def as_array(x):

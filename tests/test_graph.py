@@ -75,12 +75,23 @@ def test_leaf_gradients_accumulate_across_backward_calls_until_zeroed():
     np.testing.assert_allclose(a.grad, [2.0, 4.0])
 
 
-def test_backward_twice_on_the_same_graph_accumulates_again():
+def test_backward_twice_on_a_retained_graph_accumulates_again():
+    a = leaf([1.0, 2.0])
+    out = (a * a).sum()
+    out.backward(retain_graph=True)
+    out.backward()
+    np.testing.assert_allclose(a.grad, 4 * a.data)
+
+
+def test_a_second_backward_through_a_released_graph_says_to_retain_it():
     a = leaf([1.0, 2.0])
     out = (a * a).sum()
     out.backward()
-    out.backward()
-    np.testing.assert_allclose(a.grad, 4 * a.data)
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        out.backward()
+    with pytest.raises(RuntimeError, match="sum.*retain_graph=True"):
+        topological_order(out)
+    np.testing.assert_allclose(a.grad, 2 * a.data)  # the failed call added nothing
 
 
 def test_gradients_of_0d_tensors_are_arrays_and_every_use_counts():
@@ -192,7 +203,7 @@ def test_a_20000_op_chain_backpropagates_without_recursion():
     y = x
     for _ in range(20_000):
         y = y * 1.0001
-    y.backward()
+    y.backward(retain_graph=True)
     np.testing.assert_allclose(x.grad, [1.0001 ** 20_000], rtol=1e-9)
     assert len(topological_order(y)) == 40_001  # the chain, its constants and x
 

@@ -294,7 +294,7 @@ def test_show_grads_without_backward_says_what_to_call():
 
 def test_show_grads_after_plain_backward_asks_for_retained_grads():
     loss = chain(2)
-    loss.backward()  # only the leaf h0 keeps its gradient
+    loss.backward(retain_graph=True)  # only the leaf h0 keeps its gradient
     with pytest.raises(ValueError, match=r"retain_grads=True"):
         mg.viz.graph(loss, show_grads=True)
 
