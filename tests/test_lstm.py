@@ -43,11 +43,12 @@ def ref_forward(x, h0, c0, W, b):
     return out, h, c, cache
 
 
-def ref_backward(dout, dh_T, dc_T, W, cache):
+def ref_backward(dout, dh_T, dc_T, W, cache, steps=None):
     """Hand-derived BPTT for one layer.
 
     ``dout`` is the upstream gradient on every output h_t, ``dh_T`` / ``dc_T`` on the
-    final state. Returns dx, dh0, dc0, dW, db.
+    final state. Returns dx, dh0, dc0, dW, db. If ``steps`` is a dict, the full
+    gradients dLoss/dh_t and dLoss/dc_t go into ``steps["h"][t]`` and ``steps["c"][t]``.
     """
     N, T, H = dout.shape
     D = W.shape[0] - H
@@ -59,6 +60,8 @@ def ref_backward(dout, dh_T, dc_T, W, cache):
         xh, c_prev, i, f, g, o, tanh_c = cache[t]
         dh = dout[:, t] + dh_next                  # from the output and from step t+1
         dc = dc_next + dh * o * (1 - tanh_c ** 2)  # from step t+1 and through h_t
+        if steps is not None:
+            steps.setdefault("h", {})[t], steps.setdefault("c", {})[t] = dh, dc
         do = dh * tanh_c
         di, dg, df = dc * g, dc * i, dc * c_prev
         dc_next = dc * f                           # carried to step t-1
@@ -501,6 +504,39 @@ def test_step_tensors_are_named_for_drawings():
     out, _ = lstm(mg.Tensor(np.ones((1, 2, 2)), requires_grad=True))
     names = {node.name for node in topological_order(out) if node.name}
     assert {"z", "i", "f", "g", "o", "c", "h", "h0", "c0", "l0.weight", "l0.bias"} <= names
+
+
+def test_step_grad_norms_equal_the_hand_derived_per_step_gradients():
+    """mg.step_grad_norms on a 2-layer LSTM: the norms of dLoss/dh_t and dLoss/dc_t of
+    the closed-form BPTT, for every layer and step (the cell state's own path included)."""
+    N, T, D, H, L = 2, 6, 3, 4, 2
+    rng = np.random.default_rng(21)
+    model = LSTM(D, H, L, rng=rng)
+    x = rng.standard_normal((N, T, D))
+    h0, c0 = rng.standard_normal((L, N, H)), rng.standard_normal((L, N, H))
+    u_last = rng.standard_normal((N, H))
+    out, _ = model(x, (h0, c0))
+    loss = (out[:, -1] * u_last).sum()
+    loss.backward(retain_grads=True)
+    norms = mg.step_grad_norms(loss)
+
+    caches, layer_in = [], x
+    for k, cell in enumerate(model.cells()):
+        layer_in, _, _, cache = ref_forward(layer_in, h0[k], c0[k], cell.weight.data,
+                                            cell.bias.data)
+        caches.append(cache)
+    d_above = np.zeros((N, T, H))
+    d_above[:, -1] = u_last
+    expected = {}
+    for k in reversed(range(L)):
+        steps = {}
+        d_above = ref_backward(d_above, np.zeros((N, H)), np.zeros((N, H)),
+                               model.cells()[k].weight.data, caches[k], steps)[0]
+        for name in ("h", "c"):
+            expected[f"l{k}/{name}"] = [np.linalg.norm(steps[name][t]) for t in range(T)]
+    assert set(norms) == set(expected)
+    for key, want in expected.items():
+        np.testing.assert_allclose(norms[key], want, rtol=1e-12, atol=0, err_msg=key)
 
 
 # -- forget_bias ---------------------------------------------------------------------------

@@ -39,8 +39,9 @@ def rnn_forward(x, h0, W, b, nonlinearity):
     return out, h, cache
 
 
-def rnn_backward(dout, dh_T, W, cache, nonlinearity):
-    """Hand-derived BPTT; returns dx, dh0, {"weight", "bias"}."""
+def rnn_backward(dout, dh_T, W, cache, nonlinearity, dh_steps=None):
+    """Hand-derived BPTT; returns dx, dh0, {"weight", "bias"}. The full gradient
+    dLoss/dh_t of every step goes into ``dh_steps[t]`` when a dict is given."""
     N, T, H = dout.shape
     D = W.shape[0] - H
     dx, dW, db = np.zeros((N, T, D)), np.zeros_like(W), np.zeros(H)
@@ -48,6 +49,8 @@ def rnn_backward(dout, dh_T, W, cache, nonlinearity):
     for t in reversed(range(T)):
         xh, a, h = cache[t]
         dh = dout[:, t] + dh_next
+        if dh_steps is not None:
+            dh_steps[t] = dh
         da = dh * (1 - h ** 2) if nonlinearity == "tanh" else dh * (a > 0)
         dW += xh.T @ da
         db += da.sum(axis=0)
@@ -77,8 +80,9 @@ def gru_forward(x, h0, W_ih, W_hh, b_ih, b_hh):
     return out, h, cache
 
 
-def gru_backward(dout, dh_T, W_ih, W_hh, cache):
-    """Hand-derived BPTT for one GRU layer; returns dx, dh0 and the parameter grads."""
+def gru_backward(dout, dh_T, W_ih, W_hh, cache, dh_steps=None):
+    """Hand-derived BPTT for one GRU layer; returns dx, dh0 and the parameter grads
+    (and dLoss/dh_t in ``dh_steps[t]``, as ``rnn_backward``)."""
     N, T, H = dout.shape
     D = W_ih.shape[0]
     dx = np.zeros((N, T, D))
@@ -88,6 +92,8 @@ def gru_backward(dout, dh_T, W_ih, W_hh, cache):
     for t in reversed(range(T)):
         x_t, h_prev, gh, r, z, n = cache[t]
         dh = dout[:, t] + dh_next
+        if dh_steps is not None:
+            dh_steps[t] = dh
         dn = dh * (1 - z)
         dz = dh * (h_prev - n)
         da_n = dn * (1 - n ** 2)            # pre-activation of the candidate
@@ -111,9 +117,10 @@ def _layer_params(cell):
     return {name: p.data for name, p in cell.named_parameters()}
 
 
-def ref_stacked(kind, model, x, h0, dout, dh_n):
+def ref_stacked(kind, model, x, h0, dout, dh_n, dh_steps=None):
     """Forward bottom-up, backward top-down, with the references above. Returns out,
-    h_n and every gradient, keyed as ``model.named_parameters()`` plus "x" and "h0"."""
+    h_n and every gradient, keyed as ``model.named_parameters()`` plus "x" and "h0".
+    ``dh_steps``, if a dict, receives {"l{k}/h": {t: dLoss/dh_t}}."""
     caches, h_n, layer_in = [], [], x
     for k, cell in enumerate(model.cells()):
         p = _layer_params(cell)
@@ -128,12 +135,13 @@ def ref_stacked(kind, model, x, h0, dout, dh_n):
     grads, dh0, d_above = {}, np.zeros_like(h0), dout
     for k in reversed(range(model.num_layers)):
         p = _layer_params(model.cells()[k])
+        steps = None if dh_steps is None else dh_steps.setdefault(f"l{k}/h", {})
         if kind == "gru":
             d_above, dh0[k], g = gru_backward(d_above, dh_n[k], p["weight_ih"],
-                                              p["weight_hh"], caches[k])
+                                              p["weight_hh"], caches[k], steps)
         else:
             d_above, dh0[k], g = rnn_backward(d_above, dh_n[k], p["weight"], caches[k],
-                                              model.nonlinearity)
+                                              model.nonlinearity, steps)
         grads.update({f"l{k}.{name}": value for name, value in g.items()})
     grads["x"], grads["h0"] = d_above, dh0
     return layer_in, np.stack(h_n), grads
@@ -172,6 +180,30 @@ def test_matches_closed_form_forward_and_bptt(kind, N, T, D, H, L):
         assert ours[name] is not None, name
         assert np.any(expected != 0), name
         np.testing.assert_allclose(ours[name], expected, rtol=0, atol=ATOL, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_step_grad_norms_equal_the_hand_derived_per_step_gradients(kind):
+    """mg.step_grad_norms finds every step's h in our models' graphs: its norms are
+    those of dLoss/dh_t from the closed-form BPTT, for every layer and step."""
+    N, T, D, H, L = 2, 6, 3, 4, 2
+    rng = np.random.default_rng(21)
+    model = _build(kind, D, H, L, rng)
+    x, h0 = rng.standard_normal((N, T, D)), rng.standard_normal((L, N, H))
+    u_last = rng.standard_normal((N, H))      # a loss on the last output only
+    out, h_n = model(x, h0)
+    loss = (out[:, -1] * u_last).sum()
+    loss.backward(retain_grads=True)
+    norms = mg.step_grad_norms(loss)
+
+    dout = np.zeros((N, T, H))
+    dout[:, -1] = u_last
+    expected = {}
+    ref_stacked(kind.split("-")[0], model, x, h0, dout, np.zeros((L, N, H)), expected)
+    assert set(norms) == set(expected) == {"l0/h", "l1/h"}
+    for key, steps in expected.items():
+        want = [np.linalg.norm(steps[t]) for t in range(T)]
+        np.testing.assert_allclose(norms[key], want, rtol=1e-12, atol=0, err_msg=key)
 
 
 @pytest.mark.parametrize("kind", ["rnn-tanh", "gru"])
