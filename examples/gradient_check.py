@@ -1,6 +1,6 @@
 """Check every gradient of the LSTM against central differences, and show why T >= 3.
 
-    python examples/gradient_check.py
+    python examples/gradient_check.py [--json PATH]
 
 Part 1 compares minigrad's gradients (the reverse sweep over the unrolled graph) with
 central differences for every parameter of a 2-layer LSTM, and for its input and its
@@ -22,12 +22,14 @@ three steps to see every path of backpropagation through time. (The loss here is
 outputs h_t. A loss on the final cell state c_T would put a carried-in gradient into
 the last step too, and the bug would already show at T = 2.)
 
-Exit status 0 when everything came out as described, 1 otherwise.
+Exit status 0 when everything came out as described, 1 otherwise. ``--json PATH`` (or
+``-`` for standard output) writes every error measured.
 """
 import sys
 
 import numpy as np
 
+import lesson
 import minigrad as mg
 from minigrad.gradcheck import numeric_gradient
 from models import LSTM
@@ -166,7 +168,16 @@ def verdict(error):
     return "pass" if error < TOLERANCE else "FAIL"
 
 
-def main():
+def parse_args(argv=None):
+    parser = lesson.Parser("gradient_check.py", "Check every LSTM gradient against central "
+                           "differences, and show a BPTT bug that a 2-step check misses.")
+    parser.add_argument("--json", metavar="PATH", help="write the measured errors as JSON to "
+                        "PATH ('-': standard output, and the text goes to stderr)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     print("Part 1: every gradient of a 2-layer LSTM (input 3, hidden 4, batch 2) over T = 4 "
           "steps,\nfrom a random non-zero initial state, against central differences "
           f"(eps {EPS:g}).\nWorst relative error |a - n| / max(|a| + |n|, 1e-12) per tensor:")
@@ -180,13 +191,16 @@ def main():
           "from\nstep t to step t-1, forgets the part carried back from step t+1 "
           "(labelled FAULTY).\nWorst relative error of the one-layer LSTM's weight and bias "
           "gradients:")
-    passed = {}
+    passed, record = {}, {"part1": [{"tensor": name, "shape": list(shape), "error": error}
+                                    for name, shape, error in results], "part2": []}
     for steps in (2, 3):
         errors = compare_on(steps)
         for method, label in (("graph", "minigrad graph"), ("faulty", "FAULTY numpy BPTT")):
             weight, bias = errors[method]["weight"], errors[method]["bias"]
             wrong = int((weight >= TOLERANCE).sum() + (bias >= TOLERANCE).sum())
             passed[method, steps] = wrong == 0
+            record["part2"].append({"steps": steps, "method": method, "weight": weight.max(),
+                                    "bias": bias.max(), "wrong_elements": wrong})
             print(f"  T = {steps}  {label:<18} weight {weight.max():9.2e}  bias {bias.max():9.2e}"
                   f"   {verdict(max(weight.max(), bias.max()))}"
                   + (f" ({wrong} of {weight.size + bias.size} elements wrong)" if wrong else ""))
@@ -200,6 +214,7 @@ def main():
                     and passed["faulty", 2] and not passed["faulty", 3])
     if as_described:
         print("A 2-step gradient check cannot see this bug: check BPTT with T >= 3.")
+    lesson.write_json(args.json, dict(record, tolerance=TOLERANCE, as_described=as_described))
     return 0 if as_described else 1
 
 

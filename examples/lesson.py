@@ -31,7 +31,7 @@ import sys
 
 __all__ = ["Parser", "positive_int", "nonnegative_int", "positive_float",
            "nonnegative_float", "bounded_int", "add_output_flags", "progress", "figure", "save_figure",
-           "plot_training", "write_json"]
+           "plot_training", "History", "write_json"]
 
 _json_stdout = None  # the real standard output while --json - has redirected print()
 
@@ -120,34 +120,25 @@ class Parser(argparse.ArgumentParser):
         if typed:
             self.error(f"{', '.join(typed)} cannot be used {reason}")
 
-    def require_same(self, args, saved, dests, what):
-        """Error if a typed flag differs from the value ``saved[dest]`` it must equal.
+    def refuse_overwrite(self, path, config, read_config):
+        """Error if ``path`` holds anything but a model saved with this very ``config``.
 
-        e.g. ``--bits 12`` with a model trained on 8 bits: ``error: --bits 12 differs from
-        the loaded model's 8 ...``, with ``what`` appended as the explanation.
+        ``read_config(path)`` returns the configuration saved in the file (ValueError if
+        it is not a checkpoint of the script). Only the keys present in both are compared.
+        A run may replace only a file that the same settings made, so a quick ``--bits 1``
+        trial never destroys the model a longer run saved there.
         """
-        for dest in dests:
-            if dest in args.given and getattr(args, dest) != saved[dest]:
-                self.error(f"{_flag(dest)} {getattr(args, dest)} differs from {saved[dest]}, "
-                           f"{what}")
-
-    def refuse_overwrite(self, path, saved, config):
-        """Error if ``path`` holds something other than a run of this very ``config``.
-
-        ``saved`` is the configuration stored in the file at ``path`` (None when there is
-        no file; ``False`` when the file is not a checkpoint of this script). A run may
-        replace only a file that the same settings made, so a quick ``--bits 1`` trial
-        never destroys the model a longer run saved there.
-        """
-        if saved is None:
+        if not os.path.exists(path):
             return
-        if saved is False:
+        try:
+            saved = read_config(path)
+        except ValueError:
             self.error(f"{path} exists and is not a checkpoint of this script; choose "
-                       f"another --out or delete it")
+                       f"another --out, or delete the file")
         differ = [f"{key} {saved[key]}, not {config[key]}" for key in config
                   if key in saved and saved[key] != config[key]]
         if differ:
-            self.error(f"{path} holds a model of another configuration ({'; '.join(differ)});"
+            self.error(f"{path} holds a model of another configuration ({'; '.join(differ)}):"
                        f" choose another --out, or delete the file to replace it")
 
 
@@ -245,6 +236,35 @@ def plot_training(path, title, losses, *, smoothed=None, loss_target=None, loss_
     if accuracy is not None or evals:
         bottom.legend(loc="lower right")
     return save_figure(fig, path)
+
+
+class History:
+    """The curves of one training run, kept for the stopping rule, the plot and the JSON.
+
+    ``log(loss, accuracy)`` once per step appends the loss, its moving average
+    (``smoothed``: noisy batch losses make a poor stopping signal) and an optional
+    per-step accuracy; ``evals`` collects ``(step, accuracy)`` of occasional evaluations.
+    """
+
+    def __init__(self, smoothing=0.9):
+        self.smoothing = smoothing
+        self.losses, self.smoothed, self.accuracy, self.evals = [], [], [], []
+
+    def __len__(self):
+        return len(self.losses)
+
+    def log(self, loss, accuracy=None):
+        loss = float(loss)
+        self.smoothed.append(loss if not self.losses else
+                             self.smoothing * self.smoothed[-1] + (1 - self.smoothing) * loss)
+        self.losses.append(loss)
+        if accuracy is not None:
+            self.accuracy.append(float(accuracy))
+
+    def plot(self, path, title, **labels):
+        """``plot_training`` of these curves; ``labels``: its label and target options."""
+        return plot_training(path, title, self.losses, smoothed=self.smoothed,
+                             accuracy=self.accuracy or None, evals=self.evals, **labels)
 
 
 def write_json(path, record):

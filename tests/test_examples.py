@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import minigrad as mg
@@ -25,6 +26,12 @@ def worked_examples(stdout):
     return EXAMPLE.findall(stdout)
 
 
+def one_line_error(done, script, message):
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr == f"{script}: error: {message}\n"
+    assert done.stdout == ""
+
+
 @pytest.fixture(scope="module")
 def addition_run(tmp_path_factory):
     """7-bit addition (4,096 pairs, so 2,000 are held out), stopped after 60 steps: far
@@ -40,18 +47,21 @@ def addition_run(tmp_path_factory):
 def test_addition_json(addition_run):
     _, _, record = addition_run
     assert REQUIRED | {"test_bits", "long_test_accuracy"} <= set(record)
-    assert (record["task"], record["bits"], record["seed"]) == ("addition", 7, 0)
+    assert (record["task"], record["bits"], record["seed"], record["cell"]) == \
+        ("addition", 7, 0, "lstm")
     assert record["train_steps"] == 60 and record["converged"] is False
     assert record["seconds"] > 0
     assert record["held_out"] is True and record["test_pairs"] == 2000
     assert 0 <= record["test_accuracy"] <= 1 and 0 <= record["long_test_accuracy"] <= 1
     assert record["test_bits"] == 12
+    assert (record["hidden_size"], record["steps"], record["lr"]) == (8, 60, 0.01)
 
 
 def test_addition_output_and_files(addition_run):
     out, done, record = addition_run
     assert "held out 2,000 of the 4,096 7-bit pairs" in done.stdout
     assert "random 12-bit pairs (trained on 7 bits)" in done.stdout
+    assert "stopped at --steps 60" in done.stdout
     assert done.stderr == ""  # --quiet: no progress bar
     examples = worked_examples(done.stdout)
     assert len(examples) == 5  # four 7-bit ones and one 12-bit one
@@ -61,21 +71,109 @@ def test_addition_output_and_files(addition_run):
         assert int(a) + int(b) == int(result) == int(true, 2)
     png = out / "run" / "training.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    state = mg.load(out / "run" / "model.npz")
-    assert "lstm.l0.weight" in state and int(state["config.hidden_size"]) == 8
     assert record["plot"] == str(png) and str(png) in done.stdout
 
 
-def test_load_reproduces_the_accuracy(addition_run, tmp_path):
+def test_the_checkpoint_stores_what_rebuilds_its_split(addition_run):
+    out, _, _ = addition_run
+    state = mg.load(out / "run" / "model.npz")
+    config = json.loads(bytes(state["config"]).decode())
+    assert {k: config[k] for k in ("task", "bits", "seed", "cell", "hidden_size")} == \
+        {"task": "addition", "bits": 7, "seed": 0, "cell": "lstm", "hidden_size": 8}
+    assert re.fullmatch(r"[0-9a-f]{16}", config["split"])
+    assert state["lstm.l0.weight"].shape == (2 + 8, 4 * 8)
+
+
+def test_load_reproduces_the_accuracy_on_the_same_held_out_pairs(addition_run, tmp_path):
     out, _, record = addition_run
     done = run("binary_addition.py", "--load", out / "run" / "model.npz",
                "--test-bits", 12, "--json", tmp_path / "again.json", "--quiet")
     assert done.returncode == 0, done.stderr
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["train_steps"] == 0 and again["bits"] == 7 and again["seed"] == 0
+    assert again["held_out"] is True  # the stored fingerprint confirms the rebuilt split
     assert again["test_accuracy"] == record["test_accuracy"]
     assert again["long_test_accuracy"] == record["long_test_accuracy"]
-    assert "no training" in done.stdout
+    assert "no training" in done.stdout and "held out 2,000 of the 4,096" in done.stdout
+    assert not (tmp_path / "run").exists()  # --load writes nothing but the JSON
+
+
+def test_load_claims_held_out_only_when_the_checkpoint_confirms_it(addition_run, tmp_path):
+    """A checkpoint without the split's fingerprint (as earlier versions saved them)."""
+    state = mg.load(addition_run[0] / "run" / "model.npz")
+    config = json.loads(bytes(state["config"]).decode())
+    del config["split"]
+    state["config"] = np.frombuffer(json.dumps(config).encode(), np.uint8)
+    mg.save(state, tmp_path / "old.npz")
+    done = run("binary_addition.py", "--load", tmp_path / "old.npz", "--json", "-")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["held_out"] is False and record["test_pairs"] == 2000
+    assert "NOT known to be held out" in done.stderr and "held out 2," not in done.stderr
+    assert "exact match on 2,000 pairs" in done.stderr
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--seed", "3"], "--seed"),
+    (["--bits", "12"], "--bits"),
+    (["--hidden", "8", "--steps", "5"], "--hidden, --steps"),
+    (["--cell", "lstm"], "--cell"),
+    (["--lr", "0.1", "--out", "elsewhere"], "--lr, --out"),
+])
+def test_flags_that_load_would_ignore_are_an_error(addition_run, flags, named):
+    done = run("binary_addition.py", "--load", addition_run[0] / "run" / "model.npz", *flags)
+    one_line_error(done, "binary_addition.py", f"{named} cannot be used with --load: the "
+                   "saved model fixes them (--test-bits tests other lengths)")
+
+
+def test_json_dash_writes_only_json_to_stdout(tmp_path):
+    done = run("binary_addition.py", "--bits", 3, "--hidden", 4, "--steps", 5, "--quiet",
+               "--out", tmp_path, "--json", "-")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)  # nothing but the JSON
+    assert REQUIRED <= set(record) and record["bits"] == 3
+    assert "worked examples" in done.stderr and "results:" not in done.stderr
+
+
+def test_training_never_replaces_a_model_of_another_configuration(tmp_path):
+    done = run("binary_addition.py", "--bits", 3, "--hidden", 4, "--steps", 5, "--quiet",
+               "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    saved = (tmp_path / "model.npz").read_bytes()
+    other = run("binary_addition.py", "--bits", 2, "--hidden", 4, "--steps", 5, "--quiet",
+                "--out", tmp_path)
+    one_line_error(other, "binary_addition.py", f"{tmp_path / 'model.npz'} holds a model of "
+                   "another configuration (bits 3, not 2): choose another --out, or delete "
+                   "the file to replace it")
+    assert (tmp_path / "model.npz").read_bytes() == saved
+    again = run("binary_addition.py", "--bits", 3, "--hidden", 4, "--steps", 5, "--quiet",
+                "--out", tmp_path)  # the same flags: the same model, replaced
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "training.png").exists()
+
+
+def test_training_never_replaces_a_file_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "model.npz").write_text("my notes")
+    done = run("binary_subtraction.py", "--steps", 1, "--out", tmp_path)
+    one_line_error(done, "binary_subtraction.py", f"{tmp_path / 'model.npz'} exists and is "
+                   "not a checkpoint of this script; choose another --out, or delete the file")
+    assert (tmp_path / "model.npz").read_text() == "my notes"
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_every_cell_trains_saves_and_loads(cell, tmp_path):
+    done = run("binary_addition.py", "--cell", cell, "--bits", 4, "--hidden", 4, "--steps", 20,
+               "--quiet", "--out", tmp_path, "--json", tmp_path / "r.json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["cell"] == cell and record["train_steps"] <= 20
+    state = mg.load(tmp_path / "model.npz")
+    assert any(k.startswith(f"{cell}.l0.") for k in state) and "lstm.l0.weight" not in state
+    again = run("binary_addition.py", "--load", tmp_path / "model.npz", "--json", "-")
+    assert again.returncode == 0, again.stderr
+    loaded = json.loads(again.stdout)
+    assert loaded["cell"] == cell and loaded["test_accuracy"] == record["test_accuracy"]
+    assert f"({cell}, hidden size 4)" in again.stderr
 
 
 def test_subtraction_defaults_reach_100_percent_on_all_pairs(tmp_path):
@@ -93,16 +191,34 @@ def test_subtraction_defaults_reach_100_percent_on_all_pairs(tmp_path):
 
 
 @pytest.mark.parametrize("script, flags, words", [
-    ("binary_addition.py", ["--bits", "0"], "--bits must be in 1..64, got 0"),
-    ("binary_addition.py", ["--hidden", "0"], "--hidden must be at least 1, got 0"),
-    ("binary_subtraction.py", ["--steps", "0"], "--steps must be at least 1, got 0"),
+    ("binary_addition.py", ["--bits", "0"], "argument --bits: must be in 1..64, got 0"),
+    ("binary_addition.py", ["--bits", "65"], "argument --bits: must be in 1..64, got 65"),
+    ("binary_addition.py", ["--bits", "eight"],
+     "argument --bits: must be an integer, got 'eight'"),
+    ("binary_addition.py", ["--hidden", "0"], "argument --hidden: must be at least 1, got 0"),
+    ("binary_addition.py", ["--lr", "inf"], "argument --lr: must be positive, got inf"),
+    ("binary_addition.py", ["--cell", "lru"],
+     "argument --cell: invalid choice: 'lru' (choose from 'lstm', 'gru', 'rnn')"),
+    ("binary_addition.py", ["--hid", "8"], "unrecognized arguments: --hid 8"),
+    ("binary_subtraction.py", ["--steps", "0"], "argument --steps: must be at least 1, got 0"),
+    ("binary_subtraction.py", ["--seed", "-1"],
+     "argument --seed: must be zero or positive, got -1"),
+    ("binary_subtraction.py", ["--state-noise", "-1"],
+     "argument --state-noise: must be zero or positive, got -1"),
     ("binary_subtraction.py", ["--load", "missing.npz"], "--load missing.npz: no such file"),
+    ("binary_subtraction.py", ["--json", "no/such/dir/r.json"],
+     "--json no/such/dir/r.json: no such directory"),
+    ("gradient_check.py", ["--steps", "3"], "unrecognized arguments: --steps 3"),
 ])
 def test_bad_flags_give_one_line_and_exit_code_2(script, flags, words):
-    done = run(script, *flags)
-    assert done.returncode == 2
-    assert done.stderr == f"{script}: error: {words}\n"
-    assert done.stdout == ""
+    one_line_error(run(script, *flags), script, words)
+
+
+def test_out_must_be_a_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    one_line_error(run("binary_addition.py", "--out", blocker), "binary_addition.py",
+                   f"--out {blocker}: exists and is not a directory")
 
 
 def test_corrupt_load_file_gives_one_line_and_exit_code_2(tmp_path):
@@ -114,6 +230,21 @@ def test_corrupt_load_file_gives_one_line_and_exit_code_2(tmp_path):
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
+def test_loading_a_model_of_the_other_task_is_refused(addition_run):
+    path = addition_run[0] / "run" / "model.npz"
+    one_line_error(run("binary_subtraction.py", "--load", path), "binary_subtraction.py",
+                   f"{path} holds a model trained on addition, not subtraction")
+
+
+@pytest.mark.parametrize("script", ["binary_addition.py", "binary_subtraction.py",
+                                    "gradient_check.py"])
+def test_help_prints_the_flags_and_runs_nothing(script):
+    done = run(script, "--help")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith(f"usage: {script}") and "--json PATH" in done.stdout
+    assert "Part 1:" not in done.stdout and "worked examples" not in done.stdout
+
+
 def test_gradient_check_shows_the_faulty_bptt_passes_2_steps_and_fails_3():
     done = run("gradient_check.py")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -123,3 +254,14 @@ def test_gradient_check_shows_the_faulty_bptt_passes_2_steps_and_fails_3():
         assert re.search(rf"^  {re.escape(name)} .* pass$", done.stdout, re.MULTILINE), name
     assert re.search(r"T = 3  FAULTY numpy BPTT .* FAIL \(\d+ of 128 elements wrong\)",
                      done.stdout)
+
+
+def test_gradient_check_json_to_stdout():
+    done = run("gradient_check.py", "--json", "-")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["as_described"] is True and "Part 1" in done.stderr
+    assert {r["tensor"] for r in record["part1"]} >= {"l0.weight", "x", "h0", "c0"}
+    assert all(r["error"] < record["tolerance"] for r in record["part1"])
+    faulty = {r["steps"]: r["wrong_elements"] for r in record["part2"] if r["method"] == "faulty"}
+    assert faulty[2] == 0 and faulty[3] > 0
