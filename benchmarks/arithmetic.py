@@ -6,7 +6,8 @@ example exactly as a user would (``--seed S --json PATH --quiet``); the examples
 the figures, this script only collects them.
 
     python benchmarks/arithmetic.py [--seeds 0 1 2 3 4] [--tasks addition subtraction]
-                                    [--test-bits 16] [--json PATH] [-- extra example flags]
+                                    [--cells lstm gru rnn] [--test-bits 32] [--json PATH]
+                                    [-- extra example flags]
 
 e.g. ``python benchmarks/arithmetic.py -- --bits 12`` trains on 12-bit numbers.
 """
@@ -24,11 +25,12 @@ from common import ROOT, machine, machine_line, table, write_json
 EXAMPLES = {"addition": "binary_addition.py", "subtraction": "binary_subtraction.py"}
 
 
-def run_example(task, seed, test_bits, extra, workdir):
+def run_example(task, cell, seed, test_bits, extra, workdir):
     """Run one training; returns the example's JSON record, plus its wall time."""
-    out = Path(workdir) / f"{task}-{seed}.json"
+    name = f"{task}-{cell}-{seed}"
+    out = Path(workdir) / f"{name}.json"
     command = [sys.executable, str(ROOT / "examples" / EXAMPLES[task]), "--seed", str(seed),
-               "--json", str(out), "--quiet", "--out", str(Path(workdir) / f"{task}-{seed}")]
+               "--cell", cell, "--json", str(out), "--quiet", "--out", str(Path(workdir) / name)]
     if test_bits:
         command += ["--test-bits", str(test_bits)]
     start = time.perf_counter()
@@ -56,7 +58,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--tasks", nargs="+", choices=EXAMPLES, default=list(EXAMPLES))
-    parser.add_argument("--test-bits", type=int, default=16,
+    parser.add_argument("--cells", nargs="+", choices=("lstm", "gru", "rnn"), default=["lstm"],
+                        help="the recurrent networks to train (the examples' --cell)")
+    parser.add_argument("--test-bits", type=int, default=32,
                         help="also evaluate on numbers this long (the examples' --test-bits; "
                              "0 to skip)")
     parser.add_argument("--json", metavar="PATH")
@@ -68,17 +72,18 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
         for task in args.tasks:
-            results[task] = []
-            for seed in args.seeds:
-                record = run_example(task, seed, args.test_bits, args.extra, workdir)
-                results[task].append(record)
-                print(f"  {task} seed {seed}: {record['train_steps']} steps, "
-                      f"{record['seconds']:.1f} s, accuracy {record['test_accuracy']:.3f}",
-                      flush=True)
+            for cell in args.cells:
+                results[f"{task}/{cell}"] = records = []
+                for seed in args.seeds:
+                    record = run_example(task, cell, seed, args.test_bits, args.extra, workdir)
+                    records.append(record)
+                    print(f"  {task} {cell} seed {seed}: {record['train_steps']} steps, "
+                          f"{record['seconds']:.1f} s, accuracy {record['test_accuracy']:.3f}",
+                          flush=True)
 
-    for task, records in results.items():
+    for name, records in results.items():
         bits = sorted({r["bits"] for r in records})
-        print(f"\n{task} ({', '.join(map(str, bits))} bits)")
+        print(f"\n{name} ({', '.join(map(str, bits))} bits)")
         rows = [summary_row("train steps", records, "train_steps", lambda v: f"{v:,.0f}"),
                 summary_row("seconds", records, "seconds", lambda v: f"{v:.1f}"),
                 summary_row("test accuracy", records, "test_accuracy", lambda v: f"{v:.2%}")]
