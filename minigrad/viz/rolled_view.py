@@ -1,0 +1,299 @@
+"""The "rolled" view: one time step's ops drawn once, the recurrence as back-edges.
+
+This is the folded diagram of the textbooks, derived from the real graph. The steps of
+each layer (found by ``minigrad.timesteps``) are grouped into runs of consecutive steps
+with the same structure (the same ops, names and wiring, see ``Step.signature``); each
+run is drawn once, as its first step, in a box labelled with the steps it stands for
+("t1 ... t7, 7 steps"). Parameters and everything made outside the steps are drawn once.
+A tensor one step hands to the next of the same run (``h``, ``c``) becomes a back-edge
+from where it is made to where the next step uses it, labelled with how many times it
+passes ("h x6": from t1 to t2, ..., t6 to t7). Steps whose structure differs are never
+merged silently: a first step fed with zeros that need no gradient records fewer ops
+than the steps after it, so it is drawn as a run of its own, with its state entering
+the next run by an ordinary edge.
+
+Each node is one tensor together with the op that made it ("i / sigmoid"), so a step of
+an LSTM is about fifteen nodes. Edges into subtract, divide, matmul, power, concat and
+stack are numbered by operand. Edges standing for several uses are labelled "xN".
+With ``show_grads`` a node is filled by the largest gradient norm among the tensors it
+stands for (the legend states the log scale), and each back-edge states the range of
+the gradient norms of the tensors it carries.
+
+A graph without ``t<number>`` scopes has no steps to fold; it is drawn in the ops view
+instead, with a caption saying so.
+
+Node ids (``node_ids(root)`` returns the same, mapping each to what it stands for):
+
+- ``r{run}_{k}``  the k-th tensor (in creation order) of every step of run number ``run``
+                  (runs counted layer by layer, in time order);
+- ``v{index}``    a tensor made outside every step; ``index`` is its place in the
+                  topological order, as in the ops view;
+- ``legend``.
+"""
+import re
+
+import graphviz
+
+from ..nn import Parameter
+from ..timesteps import TimeSteps
+from .style import MAX_DETAIL, ROLES, _attrs, _escape, _is_dark
+from .steps_view import (EDGE_GREY, check_grads, describe, grad_colour, grad_norm, listed,
+                         log_range, no_steps, scale_legend, shape_text)
+
+DEFAULT_RANKDIR = "TB"
+
+NODE_STYLE = {"shape": "box", "style": "rounded,filled", "fontsize": "9", "height": "0.2",
+              "margin": "0.06,0.03"}
+RUN_STYLE = {"style": "dashed,rounded", "color": "#737373", "fontsize": "11",
+             "labeljust": "l"}
+LAYER_STYLE = {"style": "rounded", "color": "#bdbdbd", "fontsize": "12", "labeljust": "l"}
+BACK_COLOUR = "#d94801"
+ORDERED = ("subtract", "divide", "matmul", "power", "concat", "stack")  # operand order matters
+
+
+def same_fold(a, b):
+    """True when steps ``a`` and ``b`` are drawn as one: equal signatures, but for one
+    allowed difference, an input that one step reads from outside every step where the
+    other reads the previous step's state (a first step reading ``h0``, marked on its
+    edge). Everything else, ops, names, the rest of the wiring, must be equal."""
+    if len(a.signature) != len(b.signature):
+        return False
+    for (label_a, name_a, refs_a), (label_b, name_b, refs_b) in zip(a.signature, b.signature):
+        if label_a != label_b or name_a != name_b or len(refs_a) != len(refs_b):
+            return False
+        for ref_a, ref_b in zip(refs_a, refs_b):
+            if ref_a != ref_b and {ref_a[0], ref_b[0]} != {"state", "outside"}:
+                return False
+    return True
+
+
+def runs_of(steps):
+    """The steps of one layer as runs of consecutive steps drawn as one (``same_fold``)."""
+    runs = []
+    for step in steps:
+        if runs and same_fold(runs[-1][-1], step):
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    return runs
+
+
+def _common_detail(tensors, steps):
+    """The op detail shared by the tensors at one place of a run's steps: as it is when
+    equal, with the step number written 't' when only that changes ('[:, t, :]'),
+    else '' (it varies otherwise)."""
+    details = [t.op.detail() for t in tensors]
+    if all(d == details[0] for d in details):
+        return details[0]
+    generic = {re.sub(rf"(?<![\w.]){s.t}(?![\w.])", "t", d) for d, s in zip(details, steps)}
+    return generic.pop() if len(generic) == 1 else ""
+
+
+def _role(tensor, root):
+    if tensor is root:
+        return "output"
+    if isinstance(tensor, Parameter):
+        return "parameter"
+    return "input" if tensor.op is None else "intermediate"
+
+
+def _label(tensor, detail, show_shapes, separator):
+    """'name / op detail' and the shape, or the value of a one-element constant."""
+    parts = []
+    if tensor.name is not None:
+        parts.append(str(tensor.name))
+    if tensor.op is not None:
+        op = tensor.op.label
+        if detail and len(detail) <= MAX_DETAIL:
+            op += separator + detail
+        parts.append(op)
+    elif tensor.name is None:
+        parts.append(f"{tensor.data.item():.4g}" if tensor.data.size == 1 else "input")
+    if show_shapes and tensor.data.size > 1:
+        parts.append(shape_text(tensor.shape))
+    return "\\n".join(_escape(p) for p in parts)
+
+
+def _norm_range(norms):
+    values = [n for n in norms if n is not None]
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    return f"|grad| {low:.2g}" if low == high else f"|grad| {low:.2g} ... {high:.2g}"
+
+
+def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
+         cluster_scopes=True, keep_steps=None, title=None):
+    """The folded graph of ``root``: each run of same-structure steps drawn once.
+
+    Options (as for ``mg.viz.graph``):
+      show_shapes     each tensor's shape in its node.
+      show_grads      fill nodes by log10 of the largest gradient norm they stand for,
+                      and state the range on back-edges. Needs
+                      ``root.backward(retain_grads=True)``.
+      rankdir         "TB" (default), "LR", "BT" or "RL".
+      cluster_scopes  ignored: the boxes are the layers and the runs of steps.
+      keep_steps      ignored: every step is already folded into its run.
+      title           a caption at the top.
+
+    The returned Digraph has ``node_ids``: {node id: what it stands for} (see the
+    module docstring). A graph without ``t<number>`` scopes is drawn in the ops view.
+    """
+    structure = TimeSteps(root)
+    if not structure.layers:
+        return no_steps("rolled", root, dict(
+            show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
+            cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title))
+    if show_grads:
+        check_grads(structure)
+    order = structure.order
+    index = {id(t): i for i, t in enumerate(order)}
+    separator = "\\n" if rankdir in ("LR", "RL") else " "
+
+    # Every tensor's node: the same place in its run's first step, or its own.
+    node_of, run_of, members = {}, {}, {}
+    runs = []  # (layer, [steps])
+    for layer, steps in structure.layers.items():
+        for run in runs_of(steps):
+            r = len(runs)
+            runs.append((layer, run))
+            for step in run:
+                run_of[id(step)] = r
+                for k, tensor in enumerate(step.tensors):
+                    node = f"r{r}_{k}"
+                    node_of[id(tensor)] = node
+                    members.setdefault(node, []).append(tensor)
+    for i, tensor in enumerate(order):
+        if id(tensor) not in node_of:
+            node_of[id(tensor)] = f"v{i}"
+            members[f"v{i}"] = [tensor]
+
+    norms = {node: max((n for n in map(grad_norm, tensors) if n is not None), default=None)
+             for node, tensors in members.items()} if show_grads else {}
+    grad_range = log_range(norms.values()) if show_grads else None
+
+    # Edges: (tail, head, operand) -> [back-edge?, tensors carried, steps of the head]
+    edges = {}
+    for tensor in order:
+        if tensor.op is None:
+            continue
+        head = node_of[id(tensor)]
+        tails = [node_of[id(parent)] for parent in tensor.op.inputs]
+        numbered = tensor.op.label in ORDERED and 1 < len(tails) == len(set(tails))
+        here = structure.step_at.get(id(tensor))
+        for p, (tail, parent) in enumerate(zip(tails, tensor.op.inputs)):
+            there = structure.step_at.get(id(parent))
+            back = (here is not None and there is not None and there is not here
+                    and run_of[id(here)] == run_of[id(there)])
+            entry = edges.setdefault((tail, head, p + 1 if numbered else 0), [back, [], []])
+            entry[1].append(parent)
+            entry[2].append(here)
+
+    # Nodes, in their boxes.
+    meaning, has_no_grad, roles = {}, False, set()
+    boxes = {r: [] for r in range(len(runs))}
+    outside = []
+    for node, tensors in members.items():
+        first = tensors[0]
+        if node.startswith("r"):
+            r = int(node[1:node.index("_")])
+            steps = runs[r][1]
+            detail = _common_detail(tensors, steps) if first.op is not None else ""
+        else:
+            detail = first.op.detail() if first.op is not None else ""
+        role = _role(first, root) if len(tensors) == 1 or first.op is not None else "input"
+        roles.add(role)
+        fill, border = ROLES[role]
+        attributes = {"label": _label(first, detail, show_shapes, separator), **NODE_STYLE,
+                      "fillcolor": fill, "color": border}
+        if first.op is None:
+            attributes["style"] = "filled"
+        if show_grads:
+            colour = grad_colour(norms.get(node), grad_range)
+            attributes["penwidth"] = "2"
+            attributes["fillcolor"] = colour or "#ffffff"
+            has_no_grad |= colour is None
+            if colour and _is_dark(colour):
+                attributes["fontcolor"] = "#ffffff"
+        line = f"{node} {_attrs(attributes)}"
+        if node.startswith("r"):
+            boxes[r].append(line)
+            meaning[node] = {"kind": "step tensor", "layer": runs[r][0],
+                             "t": [s.t for s in runs[r][1]],
+                             "tensors": [index[id(t)] for t in tensors]}
+        else:
+            outside.append(line)
+            meaning[node] = {"kind": "tensor", "tensors": [index[id(first)]]}
+
+    body = [f'label="{_escape(title)}" labelloc="t" fontsize="16"'] if title else []
+    rows = [(ROLES[r][1 if show_grads else 0], r + (" (border)" if show_grads else ""))
+            for r in ROLES if r in roles]
+    rows.append(("#ffffff", "dashed box: steps drawn once"))
+    legend = scale_legend("log10 |grad| (fill)", grad_range, rows, has_no_grad)
+    body.append(f"legend [shape=plaintext fontsize=10 label={legend}]")
+    meaning["legend"] = {"kind": "legend"}
+    body += outside
+    cluster = 0
+    layer_runs = {}
+    for r, (layer, steps) in enumerate(runs):
+        layer_runs.setdefault(layer, []).append(r)
+    for layer, rs in layer_runs.items():
+        body.append(f"subgraph cluster_{cluster} {{")
+        cluster += 1
+        body.append(f'\tlabel="{_escape(layer or "steps")}" {_attrs(LAYER_STYLE)[1:-1]}')
+        for r in rs:
+            steps = runs[r][1]
+            what = (f"t{steps[0].t}, 1 step" if len(steps) == 1 else
+                    f"t{steps[0].t} ... t{steps[-1].t}, {len(steps)} steps")
+            if len(rs) > 1:
+                what += ": a structure of its own" if len(steps) == 1 else ": same structure"
+            body.append(f"\tsubgraph cluster_{cluster} {{")
+            cluster += 1
+            body.append(f'\t\tlabel="{_escape(what)}" {_attrs(RUN_STYLE)[1:-1]}')
+            body += ["\t\t" + line for line in boxes[r]]
+            body.append("\t}")
+        body.append("}")
+
+    for (tail, head, operand), (back, carried, heads) in edges.items():
+        attributes, text = {}, ""
+        count = len(carried)
+        if back:
+            text = describe(carried[0]) + f" \u00d7{count}"
+            attributes.update(color=BACK_COLOUR, fontcolor=BACK_COLOUR, penwidth="1.5",
+                              constraint="false")
+            if show_grads:
+                text += "\n" + _norm_range(map(grad_norm, carried))
+        elif heads[0] is not None and tail.startswith("v") and \
+                count < len(runs[run_of[id(heads[0])]][1]):
+            text = listed(f"t{step.t}" for step in heads)  # only some of the steps use it
+        elif count > 1 and tail.split("_")[0] != head.split("_")[0]:
+            text = f"\u00d7{count}"  # inside a run every edge stands for every step
+        if text:
+            attributes["label"] = _escape(text)
+        if operand:
+            attributes["headlabel"] = str(operand)
+        if not back:
+            parameter = isinstance(members[tail][0], Parameter)
+            attributes["color"] = ROLES["parameter"][1] if parameter else EDGE_GREY
+        body.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))
+
+    digraph = graphviz.Digraph(
+        name="minigrad_rolled", body=["\t" + line + "\n" for line in body],
+        graph_attr={"rankdir": rankdir, "nodesep": "0.15", "ranksep": "0.25",
+                    "fontname": "Helvetica", "ordering": "out"},
+        node_attr={"fontname": "Helvetica"},
+        edge_attr={"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica",
+                   "labelfontsize": "8"})
+    digraph.node_ids = meaning
+    return digraph
+
+
+def node_ids(root):
+    """{node id: what it stands for} of the rolled view of ``root`` (module docstring):
+    {"kind": "step tensor", "layer": "l0", "t": [steps], "tensors": [indices in the
+    topological order, one per step]} or {"kind": "tensor", "tensors": [index]}.
+    Empty for a graph without time steps (drawn by the ops view, whose ids are its own).
+    """
+    if not TimeSteps(root).layers:
+        return {}
+    return draw(root).node_ids

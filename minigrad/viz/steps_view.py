@@ -1,0 +1,437 @@
+"""The "steps" view: each time step one node, the textbook unrolled chain.
+
+Time runs along the arrows (left to right by default), layers are rows (the first layer
+at the bottom in LR), and what passes from step to step is drawn as labelled edges: one
+edge per state tensor (``h`` and ``c`` for an LSTM), between the steps of a layer, and
+the layer below's output going up into the layer above. Below each step a small node
+names what it takes from outside (``x[:, 3, :]``, an initial state); above it, what it
+gives to the rest of the graph (``h -> stack``). Each layer's parameters are listed once,
+in a header at the start of its row, instead of being drawn as edges into every step.
+
+With ``show_grads=True`` every state edge carries the norm of the loss's gradient with
+respect to that tensor, as a number and as a colour (pale: small, dark red: large, on a
+log scale stated in the legend), so a vanishing gradient reads along the chain.
+
+The steps are found by ``minigrad.timesteps`` (innermost scope ``t<number>``, layer =
+the scope around it). A graph without such scopes has no steps to draw; it is drawn in
+the ops view instead, with a caption saying so.
+
+Node ids (``node_ids(root)`` returns the same, mapping each to what it stands for):
+
+- ``step{i}``   the i-th time step, counting steps in order of creation (``TimeSteps.steps``);
+- ``in{i}``     what step i takes from outside the steps (not drawn when nothing);
+- ``init{i}``   the initial state step i (a first step) takes from outside;
+- ``out{i}``    what step i gives to the rest of the graph (not drawn when nothing);
+- ``layer{j}``  the header of the j-th layer (``TimeSteps.layers`` order), with its
+                parameters;
+- ``hidden{j}`` the steps of layer j left out by ``keep_steps``;
+- ``root``      the root, when it is made after the steps; ``legend``.
+"""
+import html
+import math
+
+import graphviz
+import numpy as np
+
+from ..nn import Parameter
+from ..timesteps import TimeSteps
+from . import ops_view
+from .style import ROLES, _attrs, _escape, _scale_colour
+
+DEFAULT_RANKDIR = "LR"
+
+STEP_STYLE = {"shape": "box", "style": "rounded,filled", "fillcolor": "#f0f0f0",
+              "color": "#525252", "fontsize": "12", "margin": "0.12,0.06"}
+SIDE_STYLE = {"shape": "box", "style": "filled", "fontsize": "9", "height": "0.2",
+              "margin": "0.06,0.03"}
+HEADER_STYLE = {"shape": "note", "style": "filled", "fontsize": "10",
+                "fillcolor": ROLES["parameter"][0], "color": ROLES["parameter"][1]}
+HIDDEN_STYLE = {"shape": "box", "style": "dashed,rounded", "color": "#636363",
+                "fontsize": "10"}
+EDGE_GREY = "#525252"
+NO_GRAD_NOTE = "no gradient"
+MAX_LISTED = 4  # inputs, outputs and consumers listed by name before "+ N more"
+
+NO_STEPS_CAPTION = ("no time steps to draw in the {view} view (no scope named t<number>): "
+                    "the ops view instead")
+
+
+# -- shared with the rolled view ------------------------------------------------------------
+
+def grad_norm(tensor):
+    """Frobenius norm of ``tensor.grad``, or None without one."""
+    if tensor.grad is None:
+        return None
+    return float(np.linalg.norm(np.asarray(tensor.grad, np.float64).ravel()))
+
+
+def check_grads(structure):
+    """ValueError unless the steps' tensors hold gradients (``retain_grads=True``)."""
+    if not any(t.grad is not None for s in structure.steps for t in s.tensors if t.op):
+        raise ValueError("show_grads=True needs the gradients of the graph's tensors: call "
+                         "root.backward(retain_grads=True) first (plain backward() keeps "
+                         "only the leaves' gradients)")
+
+
+def log_range(values):
+    """(low, high) of log10 over the finite, positive values, or None."""
+    logs = [math.log10(v) for v in values if v is not None and v > 0 and math.isfinite(v)]
+    return (min(logs), max(logs)) if logs else None
+
+
+def grad_colour(norm, grad_range):
+    """The scale's colour for ``norm``; None for no (or zero) gradient."""
+    if norm is None or norm == 0 or grad_range is None:
+        return None
+    low, high = grad_range
+    fraction = 1.0  # inf and nan take the darkest colour: they must not go unseen
+    if math.isfinite(norm) and high > low:
+        fraction = (math.log10(norm) - low) / (high - low)
+    return _scale_colour(fraction)
+
+
+def describe(tensor):
+    """A short name for a tensor: its name, else its op, else 'input'."""
+    if tensor.name is not None:
+        return str(tensor.name)
+    return tensor.op.label if tensor.op is not None else "input"
+
+
+def listed(names):
+    """'a, b, c' without repeats, at most MAX_LISTED, then '+ N more'."""
+    unique = list(dict.fromkeys(names))
+    text = ", ".join(unique[:MAX_LISTED])
+    return text + (f" + {len(unique) - MAX_LISTED} more" if len(unique) > MAX_LISTED else "")
+
+
+def shape_text(shape):
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def scale_legend(title, grad_range, rows=(), has_no_grad=False):
+    """An HTML-like legend: ``rows`` of (fill, text), then the gradient scale if any."""
+    cells = []
+
+    def row(swatch, text):
+        cells.append(f'<tr><td {swatch} width="16"> </td>'
+                     f'<td align="left">{html.escape(text)}</td></tr>')
+
+    for fill, text in rows:
+        row(f'bgcolor="{fill}"', text)
+    if grad_range is not None:
+        low, high = grad_range
+        cells.append(f'<tr><td colspan="2" align="left"><b>{html.escape(title)}</b></td></tr>')
+        for k in range(4, -1, -1):
+            row(f'bgcolor="{_scale_colour(k / 4)}"', f"{low + (high - low) * k / 4:+.1f}")
+        if has_no_grad:
+            row('bgcolor="#ffffff"', NO_GRAD_NOTE)
+    return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
+            '<tr><td colspan="2"><b>legend</b></td></tr>' + "".join(cells) + "</table>>")
+
+
+def no_steps(view, root, options):
+    """The ops view of a graph without time steps, captioned to say why."""
+    caption = NO_STEPS_CAPTION.format(view=view)
+    title = options.pop("title")
+    options["title"] = f"{title}\n{caption}" if title else caption
+    options["rankdir"] = options["rankdir"] or ops_view.DEFAULT_RANKDIR
+    return ops_view.draw(root, **options)
+
+
+def hidden_steps(structure, keep_steps):
+    """{id(step): layer index} of the steps ``keep_steps`` leaves out (the middle)."""
+    hidden = {}
+    if keep_steps is None:
+        return hidden
+    for j, steps in enumerate(structure.layers.values()):
+        if len(steps) > 2 * keep_steps:
+            for step in steps[keep_steps:len(steps) - keep_steps]:
+                hidden[id(step)] = j
+    return hidden
+
+
+# -- what each step takes and gives ----------------------------------------------------------
+
+def _step_inputs(structure, step):
+    """What ``step`` takes from outside the steps, as (per-step lines, initial-state
+    lines): tensors made outside (through a slice they read as ``x[:, 3, :]``), leaves
+    made inside the step that are not constants, and, for a layer's first step, the
+    outside tensors only it uses: the initial state, drawn entering the row."""
+    lines, initial = [], []
+    for tensor in step.inputs:
+        if isinstance(tensor, Parameter) or id(tensor) in structure.step_at:
+            continue
+        users = structure.users.get(id(tensor), ())
+        details = [user.op.detail() for user in users
+                   if structure.step_at.get(id(user)) is step and user.op.label == "slice"]
+        name = describe(tensor)
+        if details:
+            lines += [name + detail for detail in details]
+        elif step.prev is None and all(structure.step_at.get(id(u)) is step for u in users):
+            initial.append(name)
+        else:
+            lines.append(name)
+    for tensor in step.tensors:
+        if tensor.op is None and (tensor.name is not None or tensor.data.size > 1):
+            lines.append(describe(tensor) + " " + shape_text(tensor.shape))
+    return lines, initial
+
+
+def _step_outputs(structure, step):
+    """'h -> stack' for each tensor of ``step`` used by tensors outside every step."""
+    lines = []
+    for tensor in step.outputs:
+        users = [u for u in structure.users.get(id(tensor), ())
+                 if id(u) not in structure.step_at]
+        if users:
+            lines.append(f"{describe(tensor)} \u2192 {listed(describe(u) for u in users)}")
+        if tensor is structure.root:
+            lines.append(f"{describe(tensor)} (the root)")
+    return lines
+
+
+def _parameters(structure, steps):
+    """The parameters a layer's steps use, in order of first use."""
+    found = {}
+    for step in steps:
+        for tensor in step.inputs:
+            if isinstance(tensor, Parameter):
+                found[id(tensor)] = tensor
+    return list(found.values())
+
+
+# -- the drawing -----------------------------------------------------------------------------
+
+class _Drawing:
+    def __init__(self, structure, *, show_shapes, show_grads, rankdir, keep_steps):
+        self.structure, self.show_shapes, self.show_grads = structure, show_shapes, show_grads
+        self.flip = rankdir in ("LR", "RL")  # rows then run top to bottom: flip flat edges
+        self.hidden = hidden_steps(structure, keep_steps)
+        self.ids = {id(step): f"step{i}" for i, step in enumerate(structure.steps)}
+        self.nodes, self.edges, self.columns = [], [], {}
+        self.meaning = {}
+        self.has_no_grad = False
+        self.grad_range = None
+        if show_grads:
+            self.grad_range = log_range(grad_norm(t) for s in structure.steps
+                                        for t in s.state_out + s.outputs)
+
+    def node(self, node, attributes, column, meaning):
+        self.nodes.append(f"{node} {_attrs(attributes)}")
+        if column is not None:
+            self.columns.setdefault(column, []).append(node)
+        self.meaning[node] = meaning
+
+    def flat(self, tail, head, attributes=None):
+        """An edge between two nodes of one column (across the time axis)."""
+        attributes = dict(attributes or {})
+        if self.flip:
+            tail, head = head, tail
+            attributes["dir"] = "back"
+        self.edges.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))
+
+    def edge(self, tail, head, attributes):
+        self.edges.append(f"{tail} -> {head} {_attrs(attributes)}")
+
+    def state_edge(self, tail, head, tensor, dashed=False):
+        """One state tensor passing from step to step, with its gradient if asked."""
+        attributes = {"label": _escape(describe(tensor)), "color": EDGE_GREY}
+        if self.show_grads:
+            norm = grad_norm(tensor)
+            colour = grad_colour(norm, self.grad_range)
+            if colour is None:
+                self.has_no_grad = True
+                attributes["label"] = _escape(f"{describe(tensor)}\n{NO_GRAD_NOTE}")
+            else:
+                attributes["label"] = _escape(f"{describe(tensor)}\n{norm:.2g}")
+                attributes["color"] = f"{EDGE_GREY}:{colour}:{colour}:{EDGE_GREY}"
+                attributes["penwidth"] = "1.2"
+        if dashed:
+            attributes["style"] = "dashed"
+        self.edge(tail, head, attributes)
+
+    def layer(self, j, layer, steps):
+        """The header of a row: the layer's name and its parameters, once."""
+        lines = [layer or "steps", f"{len(steps)} steps"]
+        for p in _parameters(self.structure, steps):
+            text = describe(p) + (" " + shape_text(p.shape) if self.show_shapes else "")
+            if self.show_grads and p.grad is not None:
+                text += f"  |grad| {grad_norm(p):.2g}"
+            lines.append(text)
+        label = _escape(lines[0]) + "\\n" + "\\l".join(_escape(x) for x in lines[1:]) + "\\l"
+        self.node(f"layer{j}", {"label": label, **HEADER_STYLE}, "header",
+                  {"kind": "layer", "layer": layer, "steps": len(steps)})
+
+    def step(self, step, order_index):
+        node = self.ids[id(step)]
+        attributes = {"label": _escape(f"t{step.t}"), **STEP_STYLE}
+        if any(t is self.structure.root for t in step.tensors):
+            attributes["fillcolor"], attributes["color"] = ROLES["output"]
+        self.node(node, attributes, ("t", step.t),
+                  {"kind": "step", "layer": step.layer, "t": step.t,
+                   "tensors": [order_index[id(t)] for t in step.tensors]})
+        index = node[4:]
+        inputs, initial = _step_inputs(self.structure, step)
+        if initial:
+            fill, border = ROLES["input"]
+            self.node(f"init{index}", {"label": "\\n".join(_escape(x) for x in initial),
+                                       **SIDE_STYLE, "fillcolor": fill, "color": border},
+                      "header", {"kind": "initial state", "layer": step.layer, "t": step.t})
+            self.edge(f"init{index}", node, {"color": border})
+        if inputs:
+            label = _escape(listed(inputs)) if len(inputs) > MAX_LISTED else \
+                "\\n".join(_escape(x) for x in inputs)
+            fill, border = ROLES["input"]
+            self.node(f"in{index}", {"label": label, **SIDE_STYLE, "fillcolor": fill,
+                                     "color": border}, ("t", step.t),
+                      {"kind": "inputs", "layer": step.layer, "t": step.t})
+            self.flat(f"in{index}", node, {"color": border})
+        outputs = _step_outputs(self.structure, step)
+        if outputs:
+            fill, border = ROLES["output"]
+            label = "\\n".join(_escape(x) for x in outputs[:MAX_LISTED])
+            self.node(f"out{index}", {"label": label, **SIDE_STYLE, "fillcolor": fill,
+                                      "color": border}, ("t", step.t),
+                      {"kind": "outputs", "layer": step.layer, "t": step.t})
+            self.flat(node, f"out{index}", {"color": border})
+
+    def marker(self, j, layer, steps):
+        first, last = steps[0].t, steps[-1].t
+        self.node(f"hidden{j}", {"label": _escape(f"t{first} ... t{last}\n{len(steps)} steps"
+                                                  "\nnot drawn"), **HIDDEN_STYLE},
+                  ("hidden", 0), {"kind": "hidden", "layer": layer, "t": [s.t for s in steps]})
+
+    def node_of(self, step):
+        """The drawn node standing for ``step``: its own, or its layer's marker."""
+        j = self.hidden.get(id(step))
+        return self.ids[id(step)] if j is None else f"hidden{j}"
+
+    def links(self):
+        """State edges along each layer, and edges between steps of different layers."""
+        structure = self.structure
+        between_markers = set()  # edges between two layers' markers, drawn once
+        for step in structure.steps:
+            head = self.node_of(step)
+            if step.prev is not None:
+                tail = self.node_of(step.prev)
+                if tail != head:
+                    dashed = tail.startswith("hidden") or head.startswith("hidden")
+                    for tensor in step.state_in:
+                        self.state_edge(tail, head, tensor, dashed)
+            sources = {}
+            for tensor in step.inputs:
+                owner = structure.step_at.get(id(tensor))
+                if owner is not None:
+                    sources.setdefault(self.node_of(owner), (owner, []))[1].append(tensor)
+            for tail, (owner, tensors) in sources.items():
+                markers = tail.startswith("hidden") + head.startswith("hidden")
+                if tail == head or (markers == 2 and (tail, head) in between_markers):
+                    continue
+                attributes = {"label": _escape(listed(describe(t) for t in tensors)),
+                              "color": EDGE_GREY}
+                if markers:
+                    attributes["style"] = "dashed"
+                if markers == 2:
+                    between_markers.add((tail, head))
+                if owner.t == step.t or markers == 2:
+                    self.flat(tail, head, attributes)
+                else:
+                    self.edge(tail, head, attributes)
+
+
+def _root_line(structure):
+    """The root's label when it is made after the steps, and the ops after them."""
+    root = structure.root
+    first = min(t.serial for s in structure.steps for t in s.tensors)
+    after = [t for t in structure.order if id(t) not in structure.step_at
+             and t.op is not None and t.serial > first]
+    text = f"{describe(root)}\n{len(after)} ops after the steps"
+    if after:
+        text += ":\n" + listed(t.op.label for t in after)
+    return text
+
+
+def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
+         cluster_scopes=True, keep_steps=None, title=None):
+    """The unrolled chain of time steps of ``root``'s graph, as a ``graphviz.Digraph``.
+
+    Options (as for ``mg.viz.graph``):
+      show_shapes     the parameters' shapes in each layer's header, and the shape of
+                      the leaves a step makes itself.
+      show_grads      label and colour each state edge with |dLoss/d state| (norm over
+                      the whole tensor). Needs ``root.backward(retain_grads=True)``.
+      rankdir         the direction of time: "LR" (default), "TB", "BT" or "RL".
+      cluster_scopes  ignored: a step is one node.
+      keep_steps      draw only the first and last ``keep_steps`` steps of each layer;
+                      the steps between become one dashed node per layer.
+      title           a caption at the top.
+
+    The returned Digraph has ``node_ids``: {node id: what it stands for} (see the
+    module docstring). A graph without ``t<number>`` scopes is drawn in the ops view.
+    """
+    structure = TimeSteps(root)
+    if not structure.layers:
+        return no_steps("steps", root, dict(
+            show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
+            cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title))
+    if show_grads:
+        check_grads(structure)
+    drawing = _Drawing(structure, show_shapes=show_shapes, show_grads=show_grads,
+                       rankdir=rankdir, keep_steps=keep_steps)
+    order_index = {id(t): i for i, t in enumerate(structure.order)}
+    for j, (layer, steps) in enumerate(structure.layers.items()):
+        drawing.layer(j, layer, steps)
+        shown = [s for s in steps if id(s) not in drawing.hidden]
+        for step in shown:
+            drawing.step(step, order_index)
+        if len(shown) < len(steps):
+            drawing.marker(j, layer, [s for s in steps if id(s) in drawing.hidden])
+        drawing.edge(f"layer{j}", drawing.node_of(steps[0]), {"style": "invis"})
+    drawing.links()
+
+    in_steps = id(root) in structure.step_at
+    if not in_steps:
+        fill, border = ROLES["output"]
+        drawing.node("root", {"label": _escape(_root_line(structure)), **SIDE_STYLE,
+                              "fillcolor": fill, "color": border, "fontsize": "10"},
+                     None, {"kind": "root", "tensors": [order_index[id(root)]]})
+        last_t = max(s.t for s in structure.steps)
+        for node in drawing.columns.get(("t", last_t), []):
+            if node.startswith("out"):
+                drawing.edge(node, "root", {"style": "dashed", "color": ROLES["output"][1]})
+        if not any(n.startswith("out") for n in drawing.columns.get(("t", last_t), [])):
+            drawing.edge(drawing.columns[("t", last_t)][0], "root", {"style": "invis"})
+
+    body = [f'label="{_escape(title)}" labelloc="t" fontsize="16"'] if title else []
+    rows = [(STEP_STYLE["fillcolor"], "time step (one node)"),
+            (ROLES["input"][0], "taken from outside the steps"),
+            (ROLES["output"][0], "given to the rest of the graph"),
+            (ROLES["parameter"][0], "layer and its parameters")]
+    legend = scale_legend("log10 |grad| of the state (edge)", drawing.grad_range,
+                          rows, drawing.has_no_grad)
+    body.append(f"legend [shape=plaintext fontsize=10 label={legend}]")
+    drawing.meaning["legend"] = {"kind": "legend"}
+    body += drawing.nodes
+    for column, nodes in drawing.columns.items():
+        body.append("{rank=same; " + "; ".join(nodes) + "}")
+    body += drawing.edges
+    digraph = graphviz.Digraph(
+        name="minigrad_steps", body=["\t" + line + "\n" for line in body],
+        graph_attr={"rankdir": rankdir, "nodesep": "0.25", "ranksep": "0.35",
+                    "fontname": "Helvetica"},
+        node_attr={"fontname": "Helvetica"},
+        edge_attr={"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica"})
+    digraph.node_ids = drawing.meaning
+    return digraph
+
+
+def node_ids(root, keep_steps=None):
+    """{node id: what it stands for} of the steps view of ``root`` (module docstring):
+    {"kind": "step", "layer": "l0", "t": 3, "tensors": [indices in topological order]},
+    {"kind": "inputs" | "outputs", "layer", "t"}, {"kind": "layer", "layer", "steps"},
+    {"kind": "hidden", "layer", "t": [...]}, {"kind": "root", "tensors": [index]}.
+    Empty for a graph without time steps (drawn by the ops view, whose ids are its own).
+    """
+    if not TimeSteps(root).layers:
+        return {}
+    return draw(root, keep_steps=keep_steps).node_ids
