@@ -55,6 +55,10 @@ OP_TABLE = [
     case("matmul", mg.matmul, (2, 3, 4), (2, 4, 5)),
     case("matmul", mg.matmul, (5, 1, 3, 4), (2, 4, 2)),
     case("matmul", mg.matmul, (4,), (2, 4, 3)),
+    case("matmul-size0", mg.matmul, (2, 3, 0), (0, 4)),
+    case("matmul-size0", mg.matmul, (2, 3, 4), (4, 0)),
+    case("matmul-size0", mg.matmul, (0, 3), (3, 2)),
+    case("matmul-size0", mg.matmul, (0,), (0,)),
     case("negative", mg.negative, (3, 4)),
     case("negative", mg.negative, ()),
     case("exp", mg.exp, (3, 4)),
@@ -67,6 +71,7 @@ OP_TABLE = [
     case("tanh", mg.tanh, (3, 4)),
     case("tanh", mg.tanh, (4, 5), make=saturated),
     case("tanh", mg.tanh, (1, 1)),
+    case("tanh", mg.tanh, ()),
     case("relu", mg.relu, (3, 4), make=away_from_zero),
     case("relu", mg.relu, (), make=away_from_zero),
     case("softplus", mg.softplus, (3, 4)),
@@ -99,6 +104,8 @@ OP_TABLE = [
     case("concat-last", lambda a, b: mg.concat([a, b]), (3, 2), (3, 5)),
     case("concat-axis0", lambda a, b, c: mg.concat([a, b, c], axis=0), (1, 4), (3, 4), (2, 4)),
     case("concat-size1", lambda a, b: mg.concat([a, b], axis=1), (2, 1, 3), (2, 1, 3)),
+    case("concat-flat", lambda a, b, c: mg.concat([a, b, c], axis=None), (2, 3), (), (4,)),
+    case("concat-size0", lambda a, b: mg.concat([a, b], axis=0), (0, 3), (2, 3)),
     case("stack-axis0", lambda a, b: mg.stack([a, b]), (3, 4), (3, 4)),
     case("stack-axis1", lambda a, b, c: mg.stack([a, b, c], axis=1), (2, 3), (2, 3), (2, 3)),
     case("stack-last", lambda a, b: mg.stack([a, b], axis=-1), (), ()),
@@ -185,6 +192,30 @@ def test_sigmoid_of_every_float_dtype():
         assert y.dtype == dtype
         np.testing.assert_allclose(y.astype(np.float64), [0.0, 0.5, 1 / (1 + np.exp(-2.0))],
                                    atol=1e-3 if dtype == np.float16 else 1e-7)
+
+
+def test_power_at_base_zero_has_pytorchs_gradients_and_no_nan():
+    x = mg.Tensor([0.0, 1.0], requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])  # b == 0: 0 everywhere, also at 0
+    w = mg.Tensor(2.0, requires_grad=True)
+    (mg.Tensor([0.0]) ** w).sum().backward()
+    np.testing.assert_array_equal(w.grad, 0.0)  # a == 0, b >= 0: the limit of a**b log a
+    base, exponent = (mg.Tensor([0.0, 0.0, 2.0], requires_grad=True),
+                      mg.Tensor([0.0, 3.0, 0.0], requires_grad=True))
+    assert mg.gradcheck(mg.power, [base, exponent])
+    v = mg.Tensor([-2.0], requires_grad=True)
+    (v ** mg.Tensor([0.5], requires_grad=True)).sum().backward()
+    assert np.isnan(v.grad).all()  # a negative base to a fractional power: nan, as in PyTorch
+
+
+def test_a_0d_tensor_keeps_the_dtype_of_an_nd_one_in_every_binary_op():
+    """A 0-d tensor does not promote an n-d one of the same kind (PyTorch's rule)."""
+    x = mg.Tensor(np.ones((2, 2), np.float32))
+    for fn in (mg.add, mg.subtract, mg.multiply, mg.divide, mg.power):
+        assert fn(x, mg.Tensor(np.float64(2.0))).dtype == np.float32
+        assert fn(mg.Tensor(np.float64(2.0)), x).dtype == np.float32
+        assert fn(x, mg.Tensor(np.ones(2))).dtype == np.float64
 
 
 def test_gradcheck_catches_a_backward_that_ignores_its_upstream_gradient():
