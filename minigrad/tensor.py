@@ -93,7 +93,7 @@ class Tensor:
     def __bool__(self):
         if self.data.size != 1:
             raise ValueError(f"the truth value of a tensor with {self.data.size} elements is "
-                             f"ambiguous; use (t.data).any() or .all()")
+                             f"ambiguous; use t.data.any() or t.data.all()")
         return bool(self.data.item())
 
     def _one_element(self, kind):
@@ -198,6 +198,13 @@ class Tensor:
     def sigmoid(self): return ops.sigmoid(self)
     def tanh(self): return ops.tanh(self)
     def relu(self): return ops.relu(self)
+    def abs(self): return ops.abs(self)
+    def __abs__(self): return ops.abs(self)
+    def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return ops.min(self, axis, keepdims)
+    def clip(self, low=None, high=None): return ops.clip(self, low, high)
+    def softmax(self, axis=-1): return ops.softmax(self, axis)
+    def log_softmax(self, axis=-1): return ops.log_softmax(self, axis)
 
 
 def topological_order(root):

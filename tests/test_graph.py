@@ -138,6 +138,107 @@ def test_intermediate_gradients_are_dropped_unless_asked_for():
     np.testing.assert_allclose(b.grad, 2 * b.data)
 
 
+def test_retained_intermediate_gradients_accumulate_across_backward_calls_like_leaves():
+    a = leaf([1.0, 2.0])
+    b = (a * 2).retain_grad()
+    out = (b * b).sum()
+    out.backward(retain_graph=True)
+    out.backward()
+    np.testing.assert_allclose(b.grad, 2 * (2 * b.data))  # twice d out / d b = 2b
+    np.testing.assert_allclose(a.grad, 2 * (8 * a.data))
+
+
+# -- releasing the graph during backward ---------------------------------------------------
+
+def test_backward_frees_the_graph_even_while_the_root_is_still_referenced():
+    gc.collect()
+    gc.disable()  # freed by reference counting, during the sweep
+    try:
+        a = leaf(np.ones((3, 3)))
+        h = a
+        refs = []
+        for _ in range(20):
+            h = mg.tanh(h @ a * 0.5)
+            refs.append(weakref.ref(h))
+        loss = h.sum()
+        loss.backward()
+        assert all(ref() is None for ref in refs[:-1])  # h itself is still a variable here
+        assert loss.op.inputs is None and h.op.inputs is None and h.op.out is None
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("keep", [{"retain_graph": True}, {"retain_grads": True}])
+def test_retain_graph_and_retain_grads_keep_the_graph(keep):
+    a = leaf([1.0, 2.0])
+    b = mg.tanh(a * 3)
+    out = (b * b).sum()
+    out.backward(**keep)
+    first = a.grad.copy()
+    assert len(topological_order(out)) == 6  # a, the constant 3, a*3, b, b*b, out
+    out.backward()  # a second sweep through the kept graph, which it then releases
+    np.testing.assert_allclose(a.grad, 2 * first)
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        out.backward()
+
+
+def test_a_second_backward_through_a_shared_released_subgraph_says_to_retain_it():
+    a = leaf([1.0, 2.0])
+    shared = mg.exp(a)
+    shared.sum().backward()
+    with pytest.raises(RuntimeError, match=r"through exp.*retain_graph=True"):
+        (shared * 2).sum().backward()
+
+
+def test_drawing_a_released_graph_says_to_retain_it():
+    out = (leaf([1.0]) * 2).sum()
+    out.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        mg.viz.graph(out)
+
+
+# -- recording the backward sweep ----------------------------------------------------------
+
+def test_record_backward_lists_each_op_in_engine_order_with_its_gradients():
+    a, b = leaf([1.0, 2.0, 3.0], "a"), leaf([0.5, -1.0, 2.0], "b")
+    const = mg.Tensor([2.0, 2.0, 2.0])
+    prod = a * b
+    out = (prod[1:] * const[1:]).sum() + (prod + a).sum()
+    with mg.record_backward() as sweep:
+        out.backward(retain_graph=True)
+    assert sweep.steps == list(sweep) and all(isinstance(s, mg.SweepStep) for s in sweep)
+    assert [s.tensor.serial for s in sweep] == sorted((s.tensor.serial for s in sweep), reverse=True)
+    assert sweep[0].tensor is out and all(s.op is s.tensor.op for s in sweep)
+    assert [s.op.label for s in sweep] == ["add", "sum", "add", "sum", "multiply", "slice",
+                                           "multiply"]  # const[1:] needs no gradient: no op
+    assert all([t for t, _ in s.input_grads] == list(s.op.inputs) for s in sweep)
+    np.testing.assert_array_equal(sweep[0].grad, 1.0)
+    # Every step's grad is the sum of what its users sent it; leaves' .grad the same.
+    sent = {}
+    for step in sweep:
+        for tensor, g in step.input_grads:
+            if g is not None:
+                assert type(g) is np.ndarray and g.shape == tensor.shape
+                sent.setdefault(id(tensor), []).append(g)
+    for step in sweep[1:]:
+        np.testing.assert_allclose(sum(sent[id(step.tensor)]), step.grad)
+    for t in (a, b):
+        np.testing.assert_allclose(sum(sent[id(t)]), t.grad)
+    with_const = sweep[4]
+    assert with_const.input_grads[1][0].op is None and with_const.input_grads[1][1] is None
+
+
+def test_record_backward_copies_and_stops_recording_when_the_block_ends():
+    a = leaf([1.0, 2.0])
+    with mg.record_backward() as sweep:
+        (a * 3).sum().backward()
+    step = sweep[-1]
+    assert step.op.label == "multiply" and step.input_grads[1][1] is None
+    assert not np.shares_memory(step.input_grads[0][1], a.grad)
+    (a * 3).sum().backward()
+    assert len(sweep) == 2
+
+
 def test_detach_cuts_the_graph():
     a = leaf([2.0])
     b = (a * a).detach()
@@ -165,12 +266,33 @@ def test_no_grad_builds_no_graph_nests_and_restores_after_an_exception():
     assert mg.is_grad_enabled() and (a * 2).requires_grad
 
 
-def test_no_grad_works_as_a_decorator():
+def test_no_grad_works_as_a_decorator_with_or_without_parentheses():
     @mg.no_grad()
     def evaluate(x):
         return x * 2
 
-    assert evaluate(leaf([1.0])).op is None
+    @mg.no_grad
+    def bare(x):
+        return x * 2
+
+    @mg.enable_grad
+    def inner(x):
+        return x * 2
+
+    assert evaluate(leaf([1.0])).op is None and bare(leaf([1.0])).op is None
+    assert bare.__name__ == "bare" and mg.is_grad_enabled()
+    with mg.no_grad():
+        assert inner(leaf([1.0])).requires_grad
+    with pytest.raises(TypeError, match="decorates a function"):
+        mg.no_grad(3)
+
+
+def test_one_no_grad_object_can_be_entered_again_while_inside():
+    switch = mg.no_grad()
+    with switch:
+        with switch:
+            assert not mg.is_grad_enabled()
+        assert not mg.is_grad_enabled()
     assert mg.is_grad_enabled()
 
 
@@ -310,6 +432,19 @@ def test_python_scalars_and_integer_arrays_do_not_upcast_float32():
     assert x.grad.dtype == np.float32
 
 
+def test_a_0d_tensor_does_not_promote_an_nd_tensor_as_in_pytorch():
+    x32 = mg.Tensor(np.ones(3, np.float32), requires_grad=True)
+    s64 = mg.Tensor(2.0, requires_grad=True)
+    for out in (x32 * s64, s64 * x32, x32 + s64, s64 - x32, x32 / s64, x32 ** s64, s64 ** x32):
+        assert out.dtype == np.float32
+    (x32 * s64).sum().backward()
+    assert x32.grad.dtype == np.float32 and s64.grad.dtype == np.float64
+    np.testing.assert_allclose(s64.grad, 3.0)
+    # Both 0-d, or both n-d: numpy's (and PyTorch's) promotion to the wider type.
+    assert (mg.Tensor(np.float32(1.0)) * s64).dtype == np.float64
+    assert (x32 * mg.Tensor(np.ones(3))).dtype == np.float64
+
+
 def test_a_gradient_has_the_dtype_of_its_tensor_after_mixed_dtype_ops():
     x = mg.Tensor(np.ones(3, np.float32), requires_grad=True)
     w = mg.Tensor(np.ones((2, 2), np.float32), requires_grad=True)
@@ -332,6 +467,54 @@ def test_numpy_functions_see_the_values():
     assert np.asarray(t) is t.data
     assert np.array(t, dtype=np.float32).dtype == np.float32
     assert not np.shares_memory(np.array(t), t.data)
+
+
+def test_conversions_like_numpy_and_pytorch():
+    assert float(mg.Tensor([[2.5]])) == 2.5 and int(mg.Tensor(-2.7)) == -2
+    assert bool(mg.Tensor([1.0])) and not bool(mg.Tensor(0.0))
+    with pytest.raises(ValueError, match="truth value of a tensor with 2 elements is ambiguous"):
+        bool(mg.Tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(mg.Tensor(np.ones(0)))
+    with pytest.raises(TypeError, match=r"one-element.*shape \(2,\)"):
+        float(mg.Tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="len.. of a 0-d tensor"):
+        len(mg.Tensor(3.0))
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(mg.Tensor(3.0))
+    assert len(mg.Tensor(np.ones((4, 2)))) == 4
+
+
+def test_iterating_a_tensor_gives_rows_that_stay_in_the_graph():
+    a = leaf([[1.0, 2.0], [3.0, 4.0]])
+    rows = list(a)
+    assert [r.shape for r in rows] == [(2,), (2,)]
+    (rows[0] * rows[1]).sum().backward()
+    np.testing.assert_allclose(a.grad, [[3.0, 4.0], [1.0, 2.0]])
+
+
+def test_a_list_of_tensors_is_refused_with_a_pointer_to_stack():
+    for data in ([mg.Tensor(1.0), mg.Tensor(2.0)], [[1.0], [mg.Tensor(2.0)]],
+                 (mg.Tensor([1.0]), mg.Tensor([2.0]))):
+        with pytest.raises(TypeError, match=r"mg\.stack"):
+            mg.Tensor(data)
+
+
+def test_a_tensor_used_as_an_index_is_refused_never_cast():
+    x = leaf([10.0, 20.0, 30.0])
+    for index in (mg.Tensor([True, False, True]), mg.Tensor([0.0, 2.0]), (mg.Tensor(1.0),)):
+        with pytest.raises(IndexError, match="tensors hold floats.*integer or boolean numpy array"):
+            x[index]
+
+
+def test_boolean_and_integer_array_indices_select_like_numpy():
+    x = leaf([10.0, 20.0, 30.0])
+    picked = x[np.array([True, False, True])]
+    np.testing.assert_array_equal(picked.data, [10.0, 30.0])
+    (picked * np.array([1.0, 2.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 0.0, 2.0])
+    m = leaf(np.arange(6.0).reshape(2, 3))
+    assert mg.gradcheck(lambda t: t[np.array([[True, False, True], [False, True, True]])] ** 2, [m])
 
 
 def test_item_and_numpy():
