@@ -7,6 +7,8 @@ from .gradcheck import GradcheckError, gradcheck
 from .ops import (add, concat, divide, exp, getitem, log, matmul, mean, multiply, negative,
                   power, relu, reshape, sigmoid, softplus, stack, subtract, sum, tanh,
                   transpose)
+from .ops import (abs, clip, log_softmax, max, maximum, min, minimum, softmax,  # noqa: A004
+                  where)
 from .serialization import load, save
 from .tensor import Tensor
 from .timesteps import step_grad_norms
@@ -21,4 +23,5 @@ __all__ = [
     "add", "subtract", "multiply", "divide", "matmul", "power", "negative", "exp", "log",
     "sigmoid", "tanh", "relu", "softplus", "sum", "mean", "reshape", "transpose", "getitem",
     "concat", "stack",
+    "abs", "maximum", "minimum", "max", "min", "clip", "where", "softmax", "log_softmax",
 ]

@@ -335,3 +335,34 @@ def binary_cross_entropy_with_logits(logits, target):
     """
     logits, target = _same_shape("binary_cross_entropy_with_logits", logits, target)
     return ops.mean(ops.softplus(logits) - logits * target)
+
+
+def cross_entropy(logits, target):
+    """Mean cross-entropy of ``logits`` (N, C) against integer class indices (N,).
+
+    Equal to ``torch.nn.functional.cross_entropy`` (mean reduction, no ``ignore_index``):
+    the mean over rows of ``logsumexp(logits[n]) - logits[n, target[n]]``, built from
+    ``log_softmax`` (finite for logits of any size), an index and a mean. An index
+    outside [0, C) raises ValueError rather than wrapping around as numpy's would.
+    """
+    logits = logits if isinstance(logits, Tensor) else Tensor(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must have shape (N, C), got {logits.shape}")
+    n, classes = logits.shape
+    if classes == 0:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} have no classes")
+    if isinstance(target, Tensor):
+        target = target.data  # floats: refused below, with the way out
+    target = np.asarray(target)
+    if target.dtype.kind not in "iu":
+        raise ValueError(f"cross_entropy: target must hold integer class indices, got dtype "
+                         f"{target.dtype} (convert with .astype(int) if the values are whole)")
+    if target.shape != (n,):
+        raise ValueError(f"cross_entropy: target of shape {target.shape} for logits of shape "
+                         f"{logits.shape}; expected ({n},), one class index per row")
+    outside = (target < 0) | (target >= classes)
+    if outside.any():
+        raise ValueError(f"cross_entropy: target holds {target[outside][0]}, outside [0, "
+                         f"{classes}) for {classes} classes")
+    picked = ops.log_softmax(logits, axis=1)[np.arange(n), target]
+    return -ops.mean(picked)

@@ -509,6 +509,181 @@ class Stack(Op):
         return f"axis={self.axis}"
 
 
+# -- piecewise ops and softmax ----------------------------------------------------------
+# abs, maximum/minimum, max/min, clip and where have kinks; each takes PyTorch's
+# gradient there, and its docstring says which.
+
+class Abs(Op):
+    """|a|. Its gradient is sign(a), so 0 at a == 0, as in PyTorch."""
+
+    __slots__ = ()
+
+    def forward(self, a):
+        return np.abs(a)
+
+    def backward(self, grad):
+        return (grad * np.sign(self.inputs[0].data),)
+
+
+def _winner_gradients(op, grad, loses):
+    """Gradients of maximum (``loses`` = np.less) or minimum (np.greater), as PyTorch's:
+    an input gets ``grad`` where it is the result, none where it lost, and half where
+    a == b. Where either is NaN (so is the result) neither lost, and both get ``grad``."""
+    (a, b), (need_a, need_b) = op.inputs, op.needs_input_grad
+    a, b = a.data, b.data
+    shared = np.where(a == b, grad * 0.5, grad)
+    return (unbroadcast(np.where(loses(a, b), 0, shared), a.shape) if need_a else None,
+            unbroadcast(np.where(loses(b, a), 0, shared), b.shape) if need_b else None)
+
+
+class Maximum(Elementwise):
+    """The larger of a and b, elementwise; a tie splits the gradient in halves
+    (as torch.maximum)."""
+
+    __slots__ = ()
+    ufunc = np.maximum
+
+    def backward(self, grad):
+        return _winner_gradients(self, grad, np.less)
+
+
+class Minimum(Elementwise):
+    """The smaller of a and b, elementwise; a tie splits the gradient in halves
+    (as torch.minimum)."""
+
+    __slots__ = ()
+    ufunc = np.minimum
+
+    def backward(self, grad):
+        return _winner_gradients(self, grad, np.greater)
+
+
+class Max(Op):
+    """The largest element over ``axis`` (all axes for None). Tied maxima share the
+    gradient equally, as torch.amax does (np.argmax-style "first one wins" would make
+    the gradient depend on the order of the elements). A slice holding NaN has result
+    NaN and, as in PyTorch, gradient NaN."""
+
+    __slots__ = ("axis", "keepdims")
+    reduce = staticmethod(np.max)
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        self.out = self.reduce(a, axis=self.axis, keepdims=True)
+        return self.out if self.keepdims else np.squeeze(self.out, self.axis)
+
+    def backward(self, grad):
+        a = self.inputs[0].data
+        chosen = a == self.out
+        count = chosen.sum(axis=self.axis, keepdims=True).astype(grad.dtype)
+        # chosen * (g / count), not np.where: 0 * inf keeps a NaN slice's gradient NaN.
+        return (chosen * (grad.reshape(self.out.shape) / count),)
+
+    def detail(self):
+        return "" if self.axis is None else f"axis={self.axis}"
+
+
+class Min(Max):
+    """The smallest element over ``axis``; tied minima share the gradient equally
+    (as torch.amin)."""
+
+    __slots__ = ()
+    reduce = staticmethod(np.min)
+
+
+class Clip(Op):
+    """a limited to [low, high]; either bound may be None (no limit on that side).
+
+    The gradient passes where low <= a <= high, the bounds included, and is 0 outside,
+    as for torch.clamp. With low > high every element becomes high and none passes.
+    The bounds are constants (numbers, or arrays that broadcast against a).
+    """
+
+    __slots__ = ("low", "high")
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, a):
+        return np.clip(a, self.low, self.high)
+
+    def backward(self, grad):
+        a = self.inputs[0].data
+        inside = True
+        if self.low is not None:
+            inside = a >= self.low
+        if self.high is not None:
+            inside = inside & (a <= self.high)
+        return (unbroadcast(grad * inside, a.shape),)
+
+    def detail(self):
+        def text(bound):
+            return "array" if getattr(bound, "ndim", 0) else f"{float(bound):g}"
+        return ", ".join(f"{name}={text(bound)}" for name, bound in
+                         (("low", self.low), ("high", self.high)) if bound is not None)
+
+
+class Where(Elementwise):
+    """``a`` where ``condition`` holds, else ``b``; all three broadcast together. The
+    condition is a constant bool array (no gradient); each branch gets the gradient
+    where it was chosen and 0 elsewhere. As an Elementwise op it follows PyTorch's
+    dtype rule for a and b."""
+
+    __slots__ = ("condition",)
+
+    def __init__(self, condition):
+        self.condition = condition
+
+    def ufunc(self, a, b):  # called by Elementwise.forward, after its dtype rule
+        return np.where(self.condition, a, b)
+
+    def backward(self, grad):
+        (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
+        return (unbroadcast(np.where(self.condition, grad, 0), a.data.shape) if need_a else None,
+                unbroadcast(np.where(self.condition, 0, grad), b.data.shape) if need_b else None)
+
+
+class Softmax(Op):
+    """exp(a) / sum(exp(a)) along ``axis``, computed from a - max(a), so no exp can
+    overflow: stable for logits of any size. Keeps its output y: the gradient is
+    y * (grad - sum(grad * y))."""
+
+    __slots__ = ("axis",)
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, a):
+        e = np.exp(a - np.max(a, axis=self.axis, keepdims=True, initial=-np.inf))
+        self.out = as_array(e / e.sum(axis=self.axis, keepdims=True))
+        return self.out
+
+    def backward(self, grad):
+        y = self.out
+        return (y * (grad - (grad * y).sum(axis=self.axis, keepdims=True)),)
+
+    def detail(self):
+        return "" if self.axis is None else f"axis={self.axis}"
+
+
+class LogSoftmax(Softmax):
+    """a - logsumexp(a) along ``axis``, computed from a - max(a): finite for logits of
+    any size (where log(softmax(a)) would take the log of an underflowed 0). Keeps its
+    output y: the gradient is grad - exp(y) * sum(grad)."""
+
+    __slots__ = ()
+
+    def forward(self, a):
+        shifted = a - np.max(a, axis=self.axis, keepdims=True, initial=-np.inf)
+        self.out = as_array(shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True)))
+        return self.out
+
+    def backward(self, grad):
+        return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
+
+
 # -- the functional API: convert operands, call the op -----------------------------------
 
 def _lift(x, like):
@@ -637,3 +812,139 @@ def concat(tensors, axis=-1):
 def stack(tensors, axis=0):
     """Join tensors along a new axis (``np.stack``)."""
     return Stack(axis)(*_sequence_of_tensors("stack", tensors))
+
+
+# Named like numpy's functions, so these shadow the builtins abs, max and min in this
+# module: nothing here uses the builtins.
+
+def abs(x):  # noqa: A001  (mirrors np.abs)
+    """|x| elementwise; the gradient at 0 is 0 (sign), as in PyTorch."""
+    return Abs()(_lift(x, None))
+
+
+def maximum(a, b):
+    """The larger of a and b, elementwise, with broadcasting; a tie splits the gradient
+    in halves, as torch.maximum."""
+    return Maximum()(*_operands(a, b))
+
+
+def minimum(a, b):
+    """The smaller of a and b, elementwise, with broadcasting; a tie splits the gradient
+    in halves, as torch.minimum."""
+    return Minimum()(*_operands(a, b))
+
+
+def _checked_axes(name, x, axis):
+    """``axis`` (None, an int or a tuple of ints) checked against ``x``: None or a tuple
+    of distinct non-negative axes. A 0-d tensor also takes axis 0 or -1, as in PyTorch."""
+    if axis is None:
+        return None
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if not all(isinstance(ax, (int, np.integer)) and not isinstance(ax, bool) for ax in axes):
+        raise TypeError(f"{name}: axis must be None, an int or a tuple of ints, got {axis!r}")
+    if x.ndim == 0 and all(ax in (0, -1) for ax in axes):
+        return None
+    for ax in axes:
+        if not -x.ndim <= ax < x.ndim:
+            raise ValueError(f"{name}: axis {ax} is out of range for a tensor of shape "
+                             f"{x.shape}")
+    normalized = tuple(int(ax) % x.ndim for ax in axes)
+    for i, ax in enumerate(normalized):
+        if ax in normalized[:i]:
+            raise ValueError(f"{name}: axis {ax} is repeated in {axes}")
+    return normalized
+
+
+def _extreme(op, name, x, axis, keepdims):
+    x = _lift(x, None)
+    axes = _checked_axes(name, x, axis)
+    for ax in range(x.ndim) if axes is None else axes:
+        if x.shape[ax] == 0:
+            raise ValueError(f"{name}: cannot reduce over axis {ax} of size 0 (shape "
+                             f"{x.shape}): the {name} of nothing is undefined")
+    return op(axes, bool(keepdims))(x)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001  (mirrors np.max)
+    """The largest element over ``axis`` (None: all; an int; a tuple). Ties share the
+    gradient equally, as torch.amax."""
+    return _extreme(Max, "max", x, axis, keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001  (mirrors np.min)
+    """The smallest element over ``axis``. Ties share the gradient equally, as
+    torch.amin."""
+    return _extreme(Min, "min", x, axis, keepdims)
+
+
+def clip(x, low=None, high=None):
+    """``x`` limited to [low, high], either bound None for no limit on that side.
+
+    The gradient passes where low <= x <= high (bounds included), as for torch.clamp.
+    Bounds are numbers or arrays (broadcasting against x), cast to x's dtype; a bound
+    that needs a gradient is a job for ``maximum``/``minimum``.
+    """
+    if low is None and high is None:
+        raise ValueError("clip: give low, high or both (None means no limit on that side)")
+    x = _lift(x, None)
+    bounds = []
+    for name, bound in (("low", low), ("high", high)):
+        if isinstance(bound, Tensor):
+            raise TypeError(f"clip: the bounds are constants, got a Tensor for {name}; "
+                            "for a bound that needs a gradient use mg.maximum(x, low) / "
+                            "mg.minimum(x, high)")
+        if bound is not None:
+            bound = np.asarray(bound)
+            if bound.dtype.kind not in "biuf":
+                raise ValueError(f"clip: {name} must be numeric, got {bound.dtype}")
+            bound = bound.astype(x.dtype)
+        bounds.append(bound)
+    return Clip(*bounds)(x)
+
+
+def where(condition, a, b):
+    """``a`` where ``condition`` holds, else ``b`` (all three broadcast together).
+
+    ``condition`` is a bool array (``x.data > 0``), or a Tensor of 0s and 1s (a mask);
+    it gets no gradient. ``a`` and ``b`` may be Tensors, arrays or numbers.
+    """
+    if isinstance(condition, Tensor):
+        values = condition.data
+        if not np.all((values == 0) | (values == 1)):
+            raise ValueError("where: a Tensor condition must hold only 0 and 1 (a mask); "
+                             "compare first, e.g. x.data > 0")
+        condition = values == 1
+    else:
+        condition = np.asarray(condition)
+        if condition.dtype != bool:
+            raise ValueError(f"where: condition must be a bool array (such as x.data > 0), "
+                             f"got dtype {condition.dtype}")
+    a, b = _operands(a, b)
+    try:
+        np.broadcast_shapes(condition.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: condition {condition.shape}, a {a.shape} and b {b.shape} "
+                         "do not broadcast together") from None
+    return Where(condition)(a, b)
+
+
+def _softmax_axis(name, x, axis):
+    """The one axis softmax normalises over, checked (None for a 0-d tensor)."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be an int, got {axis!r}")
+    axes = _checked_axes(name, x, axis)
+    return None if axes is None else axes[0]
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along ``axis``: probabilities that sum to 1. Stable for
+    logits of any size (computed from x - max(x))."""
+    x = _lift(x, None)
+    return Softmax(_softmax_axis("softmax", x, axis))(x)
+
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) along ``axis``, computed as x - logsumexp(x): finite where the
+    softmax underflows to 0. The input of a cross-entropy."""
+    x = _lift(x, None)
+    return LogSoftmax(_softmax_axis("log_softmax", x, axis))(x)

@@ -3,7 +3,8 @@
 One table: each row is an op applied to inputs of given shapes. ``mg.gradcheck`` contracts
 the output with a random upstream gradient, so a backward that ignores its incoming
 gradient fails. Shapes cover 0-d tensors, size-1 dimensions and broadcasting; sigmoid,
-tanh and softplus also get saturated inputs (|x| = 30).
+tanh and softplus (and softmax, log_softmax, cross_entropy) also get saturated inputs
+(|x| = 30).
 """
 import numpy as np
 import pytest
@@ -34,6 +35,8 @@ def saturated(rng, shape):
 def case(name, fn, *shapes, make=normal):
     return pytest.param(fn, shapes, make, id=f"{name}-" + "-".join(map(str, shapes)))
 
+
+COND_2x3 = np.array([[True, False, True], [False, False, True]])
 
 BROADCAST_PAIRS = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3)),
                    ((1,), (5,)), ((4, 1), (1, 1))]
@@ -117,6 +120,53 @@ OP_TABLE = [
     case("dense-then-slices", lambda a: (a * a)[:, 1:] + a[:, :3] + a[np.array([1, 1, 0]), 1:], (3, 4)),
     case("composite-lstm-gate", lambda x, w, b: mg.sigmoid(mg.concat([x, x * 2]) @ w + b)[:, :2],
          (3, 2), (4, 4), (4,)),
+    # Ops with kinks, checked away from them (their conventions there: test_new_ops.py).
+    case("abs", mg.abs, (3, 4), make=away_from_zero),
+    case("abs", mg.abs, (), make=away_from_zero),
+    case("abs", lambda a: abs(a) * a, (1, 3), make=away_from_zero),
+    *[case("maximum", mg.maximum, a, b) for a, b in BROADCAST_PAIRS],
+    *[case("minimum", mg.minimum, a, b) for a, b in BROADCAST_PAIRS],
+    case("maximum-number", lambda a: mg.maximum(a, 0.1) * a, (3, 4)),
+    case("max", mg.max, (3, 4)),
+    case("max", mg.max, ()),
+    case("max-axis0", lambda a: mg.max(a, axis=0), (3, 4)),
+    case("max-axis-1-keepdims", lambda a: a.max(axis=-1, keepdims=True), (2, 3, 4)),
+    case("max-axes02", lambda a: mg.max(a, axis=(0, 2)), (2, 3, 4)),
+    case("max-size1", lambda a: mg.max(a, axis=1), (3, 1)),
+    case("max-0d-axis0", lambda a: mg.max(a, axis=0), ()),
+    case("min", mg.min, (3, 4)),
+    case("min-axis1", lambda a: a.min(axis=1), (2, 3, 4)),
+    case("min-axes-keepdims", lambda a: mg.min(a, axis=(0, -1), keepdims=True), (2, 3, 4)),
+    case("min-size1", lambda a: mg.min(a, axis=0), (1, 4)),
+    case("clip", lambda a: mg.clip(a, -0.5, 0.5), (3, 4)),
+    case("clip-low", lambda a: mg.clip(a, -0.3, None), (3, 4)),
+    case("clip-high", lambda a: a.clip(None, 0.2), (2, 3)),
+    case("clip", lambda a: mg.clip(a, -0.5, 0.5), ()),
+    case("clip-array-bounds", lambda a: mg.clip(a, np.array([-1.0, 0.0, 0.5]), 1.0), (2, 3)),
+    case("clip-bounds-broadcast-x", lambda a: mg.clip(a, np.zeros((2, 3)), None), (3,)),
+    case("where", lambda a, b: mg.where(COND_2x3, a, b), (2, 3), (2, 3)),
+    case("where-broadcast", lambda a, b: mg.where(COND_2x3, a, b), (2, 1), (3,)),
+    case("where-0d", lambda a, b: mg.where(COND_2x3, a, b), (), ()),
+    case("where-condition-broadcast", lambda a, b: mg.where(COND_2x3[:1], a, b), (4, 1, 3), (1,)),
+    case("where-number", lambda a: mg.where(COND_2x3, a, 0.0) * a, (2, 3)),
+    case("where-mask-tensor", lambda a, b: mg.where(mg.Tensor(COND_2x3), a, b), (2, 3), ()),
+    case("softmax", mg.softmax, (3, 4)),
+    case("softmax-axis0", lambda a: mg.softmax(a, axis=0), (3, 4)),
+    case("softmax-middle-axis", lambda a: a.softmax(axis=1), (2, 3, 4)),
+    case("softmax", mg.softmax, ()),
+    case("softmax", mg.softmax, (1,)),
+    case("softmax-size1-axis", lambda a: mg.softmax(a, axis=-1), (4, 1)),
+    case("softmax", mg.softmax, (4, 5), make=saturated),
+    case("log_softmax", mg.log_softmax, (3, 4)),
+    case("log_softmax-axis0", lambda a: mg.log_softmax(a, axis=0), (3, 4)),
+    case("log_softmax-middle-axis", lambda a: a.log_softmax(axis=1), (2, 3, 4)),
+    case("log_softmax", mg.log_softmax, ()),
+    case("log_softmax-size1-axis", lambda a: mg.log_softmax(a, axis=1), (3, 1)),
+    case("log_softmax", mg.log_softmax, (4, 5), make=saturated),
+    case("cross_entropy", lambda z: mg.nn.cross_entropy(z, np.array([2, 0, 1, 2])), (4, 3)),
+    case("cross_entropy-one-class", lambda z: mg.nn.cross_entropy(z, np.array([0, 0])), (2, 1)),
+    case("cross_entropy", lambda z: mg.nn.cross_entropy(z, np.array([3, 0])), (2, 5),
+         make=saturated),
 ]
 
 
