@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 import minigrad as mg
-from minigrad.viz import explorer
+from minigrad.timesteps import step_of
+from minigrad.viz import explorer, steps_view
 from models import LSTM
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -216,6 +217,7 @@ def page(browser, tmp_path_factory):
     recorded = Recorded(tmp_path_factory.mktemp("explorer"))
     browser.get("file://" + os.path.abspath(recorded.path))
     browser.get_log("browser")  # start the log of console messages from here
+    show(browser, "ops")  # the page opens on the steps view; most checks use the ops view
     yield recorded
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, f"console errors on the page: {errors}"
@@ -224,6 +226,11 @@ def page(browser, tmp_path_factory):
 def no_console_errors(browser):
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
     assert not errors, f"console errors on the page: {errors}"
+
+
+def show(browser, view):
+    browser.find_element("css selector", f'#view-buttons button[data-view="{view}"]').click()
+    assert browser.find_element("tag name", "body").get_attribute("data-view") == view
 
 
 def go(browser, pos):
@@ -295,16 +302,23 @@ def test_play_runs_forward_and_pause_stops(browser, page):
 
 
 def test_switching_views_keeps_the_step(browser, page):
-    buttons = browser.find_elements("css selector", "#view-buttons button")
-    names = [b.text for b in buttons]
-    assert "ops" in names
-    go(browser, 9)
-    for button in buttons + buttons[:1]:
-        button.click()
-        assert browser.find_element("tag name", "body").get_attribute("data-view") == button.text
-        assert position(browser) == 9
+    names = [b.get_attribute("data-view")
+             for b in browser.find_elements("css selector", "#view-buttons button")]
+    assert names == list(mg.viz.VIEWS) and "steps" in names
+    in_step = [k for k, s in enumerate(page.sweep) if step_of(s.tensor.scope)[1] is not None]
+    pos = in_step[len(in_step) // 2] + 1  # an op in the middle of the time steps
+    go(browser, pos)
+    for name in names + ["ops"]:
+        show(browser, name)
+        assert position(browser) == pos
         assert len(drawn(browser, "g.node.current")) == 1
-    assert drawn(browser, "g.node.current") == {page.current_op(9)}  # back in the ops view
+    show(browser, "steps")  # the step node holding the op, as the steps view names it
+    op_index = page.index[id(page.sweep[pos - 1].tensor)]
+    holder = [node for node, meaning in steps_view.node_ids(page.loss).items()
+              if op_index in meaning.get("tensors", ())]
+    assert drawn(browser, "g.node.current") == set(holder) and len(holder) == 1
+    show(browser, "ops")
+    assert drawn(browser, "g.node.current") == {page.current_op(pos)}
 
 
 def shown_stats(browser, row):
@@ -330,7 +344,7 @@ def click_node(browser, node_id):
 
 
 def test_clicking_a_node_shows_its_statistics(browser, page):
-    browser.find_element("css selector", "#view-buttons button").click()  # the ops view
+    show(browser, "ops")
     go(browser, len(page.sweep))
     gate = next(i for i, t in enumerate(page.order) if t.name == "f" and t.scope.endswith("t1"))
     click_node(browser, f"v{gate}")

@@ -13,11 +13,12 @@ same on every run. ``render`` is the thin step that hands that text to Graphviz'
 import numpy as np
 
 from . import ops_view, rolled_view, steps_view
+from .animation import animate
 from .explorer import explore
 from .files import FORMATS, render_source
 from .style import RANKDIRS, ROLES  # noqa: F401  (ROLES: the colours, for users and tests)
 
-__all__ = ["graph", "render", "explore", "VIEWS"]
+__all__ = ["graph", "render", "explore", "animate", "VIEWS"]
 
 VIEWS = {"ops": ops_view, "steps": steps_view, "rolled": rolled_view}
 

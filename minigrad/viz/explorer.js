@@ -93,13 +93,20 @@
     map.op.forEach((id, i) => {
       if (id !== null && !ofNode.has(id)) ofNode.set(id, i);
     });
+    // Edges that carry a tensor (a state from one step to the next) show its gradient.
+    const carriers = [];
+    for (const [tail, head, label, i] of map.edges) {
+      const e = edges.find((x) => x.tail === tail && x.head === head &&
+        x.g.querySelector("text") && x.g.querySelector("text").textContent === label);
+      if (e) carriers.push({ g: e.g, i, stroke: e.g.querySelector("path").getAttribute("stroke") });
+    }
     const box = svg.viewBox.baseVal;
-    views[name] = { name, div, svg, map, nodes, edges, members, ofNode,
+    views[name] = { name, div, svg, map, nodes, edges, members, ofNode, carriers,
       width: box.width * 4 / 3, height: box.height * 4 / 3, zoom: null };
   }
   const viewNames = Object.keys(views);
 
-  const state = { pos: 0, view: viewNames[0], playing: false, timer: null, selected: null };
+  const state = { pos: 0, view: viewNames.includes(D.start_view) ? D.start_view : viewNames[0], playing: false, timer: null, selected: null };
 
   // -- drawing the state of one timeline position ----------------------------------------
   function shapeOf(g) {
@@ -124,6 +131,16 @@
         text.setAttribute("fill", norm !== null && isDark(fill) ? "#ffffff" : "#000000");
       }
       g.classList.toggle("has-grad", norm !== null);
+    }
+    for (const c of view.carriers) {
+      const grad = gradAt(c.i, k);
+      const colour = grad === null ? c.stroke : gradColour(grad.norm);
+      for (const part of c.g.querySelectorAll("path, polygon")) {
+        part.setAttribute("stroke", colour);
+        if (part.tagName === "polygon") part.setAttribute("fill", colour);
+      }
+      c.g.querySelector("path").setAttribute("stroke-width", grad === null ? "1" : "3.5");
+      c.g.classList.toggle("has-grad", grad !== null);
     }
     for (const g of view.nodes.values()) g.classList.remove("current", "arriving", "selected");
     for (const e of view.edges) e.g.classList.remove("flow");
@@ -154,7 +171,9 @@
     return Math.min(1, (graphBox.clientWidth - 8) / view.width, (graphBox.clientHeight - 8) / view.height);
   }
   function applyZoom(view) {
-    if (view.zoom === null) view.zoom = Math.max(fitZoom(view), Math.min(1, 0.75));
+    // Small drawings are fitted to the window; big ones start readable, and "follow"
+    // keeps the op being differentiated in view.
+    if (view.zoom === null) view.zoom = fitZoom(view) >= 0.5 ? fitZoom(view) : 0.75;
     view.svg.setAttribute("width", Math.round(view.width * view.zoom));
     view.svg.setAttribute("height", Math.round(view.height * view.zoom));
   }
@@ -561,13 +580,13 @@
   const legend = $("legend");
   const stops = D.scale.map((c, j) => c + " " + (100 * j / (D.scale.length - 1)).toFixed(0) + "%").join(", ");
   legend.innerHTML =
-    '<span>\u2016grad\u2016 (fill, log scale): 1e' + D.range[0].toFixed(1) +
+    '<span>\u2016grad\u2016 (fill): 1e' + D.range[0].toFixed(1) +
     '<span class="ramp" style="background: linear-gradient(to right, ' + stops + ')"></span>1e' +
     D.range[1].toFixed(1) + '</span>' +
     '<span><span class="swatch" style="background:#fff"></span>no gradient yet</span>' +
     Object.entries(D.roles).map(([role, colour]) =>
       '<span><span class="swatch" style="background:#fff; border: 2px solid ' + colour + '"></span>' + role + "</span>").join("") +
-    '<span><span class="swatch" style="background:#fff; border: 3px solid #d50000"></span>op being differentiated</span>';
+    '<span><span class="swatch" style="background:#fff; border: 3px solid #d50000"></span>backward running</span>';
 
   setView(state.view);
 })();

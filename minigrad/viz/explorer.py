@@ -16,6 +16,7 @@ package's own ``explorer.js`` and ``explorer.css``. Large tensors are summarised
 means, stored as 8-bit codes), so the page stays small whatever the batch size.
 """
 import base64
+import contextlib
 import html
 import json
 import math
@@ -50,11 +51,32 @@ def explore(root, path, *, title=None):
 
     if pathlib.Path(path).suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"explore writes an HTML page: {os.fspath(path)!r} must end in .html")
+    with recorded_sweep(root, "explore") as (order, sweep):
+        data = page_data(root, order, sweep)
+        views = {}
+        for name in VIEWS:
+            drawing = graph(root, view=name, show_grads=False)
+            views[name] = _svg(drawing, name)
+            data["views"][name] = _node_maps(drawing, order, root)
+    if title is not None:
+        data["title"] = str(title)
+    _write_atomically(path, _page(data, views).encode("utf-8"))
+    return path
+
+
+@contextlib.contextmanager
+def recorded_sweep(root, caller):
+    """``(order, sweep)``: the topological order of ``root``'s graph and the backward
+    sweep the engine runs from ``root``, recorded by ``mg.record_backward``.
+
+    The graph is retained, and every tensor's ``.grad`` is put back as it was when the
+    block ends, so that a picture of the sweep changes nothing an optimizer would see.
+    """
     if root.data.size != 1:
-        raise ValueError(f"explore needs a one-element root (a loss) to start the backward "
+        raise ValueError(f"{caller} needs a one-element root (a loss) to start the backward "
                          f"sweep from, got a tensor of shape {root.shape}")
     if not root.requires_grad:
-        raise ValueError("explore needs a root that requires grad: nothing in its "
+        raise ValueError(f"{caller} needs a root that requires grad: nothing in its "
                          "computation has requires_grad=True, so there is no sweep to show")
     order = topological_order(root)
     saved = [t.grad for t in order]
@@ -63,19 +85,10 @@ def explore(root, path, *, title=None):
             t.grad = None
         with record_backward() as sweep:
             root.backward(retain_grads=True)
-        data = page_data(root, order, list(sweep))
-        views = {}
-        for name in VIEWS:
-            drawing = graph(root, view=name, show_grads=False)
-            views[name] = _svg(drawing, name)
-            data["views"][name] = _node_maps(name, order)
+        yield order, list(sweep)
     finally:
         for t, grad in zip(order, saved):
             t.grad = grad
-    if title is not None:
-        data["title"] = str(title)
-    _write_atomically(path, _page(data, views).encode("utf-8"))
-    return path
 
 
 # -- the data -----------------------------------------------------------------------------
@@ -141,7 +154,7 @@ def page_data(root, order, sweep):
         "states": _state_series(root, order, done),
         "scale": list(GRAD_SCALE), "range": list(grad_range),
         "roles": {role: border for role, (_, border) in ROLES.items()},
-        "views": {},
+        "views": {}, "start_view": "steps",  # the overview, when the graph has steps
     }
 
 
@@ -231,14 +244,51 @@ def _state_series(root, order, done):
 
 # -- the drawings -------------------------------------------------------------------------
 
-def _node_maps(view, order):
-    """{"tensor": node id of each tensor, "op": node id of the op that made it or None},
-    indexed like ``order``: how the script finds a tensor in the drawing of ``view``."""
-    if view == "ops":
+def _node_maps(drawing, order, root):
+    """How the script finds a tensor in one drawing, indexed like ``order``:
+    "tensor": the node id standing for each tensor (or None), "op": that of the op that
+    made it, "edges": [tail, head, label, tensor index] for edges that carry a tensor.
+
+    The ops view names its nodes after positions in ``order`` (``v7``, ``op7``). The
+    other views say what each node stands for in ``drawing.node_ids``: a node listing
+    "tensors" stands for those (a time step, the root). There, a parameter is found in
+    its layer's header, the ops after the steps in the root's node, and each state
+    tensor on the edge that carries it from its step to the next.
+    """
+    meanings = getattr(drawing, "node_ids", None)
+    if meanings is None:
         return {"tensor": [f"v{i}" for i in range(len(order))],
-                "op": [None if t.op is None else f"op{i}" for i, t in enumerate(order)]}
-    from . import VIEWS
-    return VIEWS[view].node_maps(order)
+                "op": [None if t.op is None else f"op{i}" for i, t in enumerate(order)],
+                "edges": []}
+    nodes = [None] * len(order)
+    for node, meaning in meanings.items():
+        for i in meaning.get("tensors", ()):
+            nodes[i] = node
+    structure = TimeSteps(root)
+    position = {id(t): i for i, t in enumerate(order)}
+    headers = {m["layer"]: node for node, m in meanings.items() if m.get("kind") == "layer"}
+    step_node = {}
+    for layer, steps in structure.layers.items():
+        for step in steps:
+            step_node[id(step)] = nodes[position[id(step.tensors[0])]]
+            for tensor in step.inputs:
+                if isinstance(tensor, Parameter) and layer in headers:
+                    nodes[position[id(tensor)]] = nodes[position[id(tensor)]] or headers[layer]
+    if "root" in meanings and structure.steps:
+        first = min(t.serial for step in structure.steps for t in step.tensors)
+        for i, t in enumerate(order):
+            if nodes[i] is None and t.op is not None and t.serial > first \
+                    and id(t) not in structure.step_at:
+                nodes[i] = "root"
+    edges = []
+    whole_steps = any(m.get("kind") == "step" for m in meanings.values())
+    for step in structure.steps if whole_steps else ():
+        tail, head = step_node.get(id(step.prev)) if step.prev else None, step_node[id(step)]
+        if tail is not None and head is not None:
+            edges += [[tail, head, t.name if t.name is not None else t.op.label,
+                       position[id(t)]] for t in step.state_in]
+    return {"tensor": nodes, "op": [None if t.op is None else nodes[i]
+                                    for i, t in enumerate(order)], "edges": edges}
 
 
 _LEGEND = re.compile(r'<g id="node\d+" class="node">\s*<title>legend</title>.*?</g>\s*',

@@ -1,0 +1,267 @@
+"""An animated GIF of the backward sweep, for places where a page cannot run (a README).
+
+One frame per time step of the sweep: the steps view of the graph (laid out by ``dot``,
+so it is the drawing the explorer shows), with each step filled once the sweep has
+reached it, by the size of its largest gradient so far, and the step being
+differentiated outlined in red. Under the drawing, one parameter's gradient is drawn as
+the sum it is: one bar per time step, each bar appearing when that step's contribution
+arrives, last step first. The fills follow the same rule as the explorer's steps view.
+
+Frames are rendered by ``dot -Tpng`` from the same DOT text with only fill and outline
+attributes added at the end; the layout, which depends on the labels and edges alone,
+is the same in every frame. Pillow assembles them (``pip install Pillow``; it comes
+with matplotlib).
+"""
+import io
+import math
+import os
+import pathlib
+import shutil
+
+from .explorer import page_data, recorded_sweep, _node_maps
+from .files import MISSING_DOT, _write_atomically
+from .style import _is_dark, _scale_colour
+
+WIDTH = 800  # pixels: the width of a README column
+FONT = "DejaVuSans.ttf"
+CURRENT = "#d50000"
+
+
+def animate(root, path, *, view="steps", parameter=None, title=None, frame_ms=900):
+    """Write a GIF of the backward sweep from ``root`` (a one-element loss) to ``path``.
+
+    view       the drawing to animate: "steps" (default) or any other of ``mg.viz.VIEWS``.
+    parameter  the name of the parameter whose per-step contributions are drawn under
+               the graph (default: the one that receives the most of them).
+    frame_ms   how long each frame shows; the first and last frames stay longer.
+
+    The sweep is recorded as in ``mg.viz.explore``: the graph is retained and every
+    ``.grad`` is left as it was. Returns ``path``.
+    """
+    try:
+        from PIL import Image
+    except ImportError:
+        raise RuntimeError("mg.viz.animate needs Pillow to write GIFs: pip install Pillow "
+                           "(it is part of minigrad's 'examples' extra)") from None
+    from . import VIEWS, graph
+
+    if pathlib.Path(path).suffix.lower() != ".gif":
+        raise ValueError(f"animate writes a GIF: {os.fspath(path)!r} must end in .gif")
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {', '.join(map(repr, VIEWS))}, got {view!r}")
+    if shutil.which("dot") is None:
+        raise RuntimeError(MISSING_DOT.format(suffix=".gif"))
+    with recorded_sweep(root, "animate") as (order, sweep):
+        data = page_data(root, order, sweep)
+        drawing = graph(root, view=view, show_grads=False)
+        maps = _node_maps(drawing, order, root)
+    shown = _parameter(data, parameter)
+    frames = []
+    for k, caption in _moments(data):
+        picture = Image.open(io.BytesIO(_frame_drawing(drawing, data, maps, k).pipe(format="png")))
+        frames.append(_frame(picture.convert("RGB"), data, shown, k, caption, title))
+    width = max(f.width for f in frames)
+    height = max(f.height for f in frames)
+    frames = [_padded(f, width, height) for f in frames]
+    durations = [frame_ms] * len(frames)
+    durations[0], durations[-1] = 2 * frame_ms, 4 * frame_ms
+    buffer = io.BytesIO()
+    palette = [f.quantize(colors=255, method=Image.Quantize.MEDIANCUT) for f in frames]
+    palette[0].save(buffer, format="GIF", save_all=True, append_images=palette[1:],
+                    duration=durations, loop=0, disposal=1)
+    _write_atomically(path, buffer.getvalue())
+    return path
+
+
+# -- which moments of the sweep become frames -----------------------------------------------
+
+def _moments(data):
+    """[(sweep entry k, caption)]: before the sweep (k = -1), then the end of each run of
+    entries in one time step, the ops after the steps first, then t7, t6, ... t0, and the
+    end of the sweep."""
+    sweep = data["sweep"]
+    moments = [(-1, "Before backward: the forward pass built the graph; no gradients yet.")]
+    for k, entry in enumerate(sweep):
+        following = sweep[k + 1] if k + 1 < len(sweep) else None
+        if following is not None and _place(following, data) == _place(entry, data):
+            continue
+        scope = data["tensors"][entry["tensor"]]["scope"]
+        if entry["label"] is None:
+            text = "Backward starts at the loss" + (" and the ops after the steps" if
+                                                    any(s["label"] for s in sweep) else "")
+        else:
+            text = f"Backward through {scope}: every op of step {entry['label']} done"
+        if following is None:
+            text = "Backward done: every gradient is complete"
+        moments.append((k, text))
+    return moments
+
+
+def _place(entry, data):
+    """The layer and time step an entry belongs to ((scope, None) outside steps)."""
+    t = data["tensors"][entry["tensor"]]
+    return (t["scope"].rsplit("/", 1)[0] if entry["label"] else None, entry["label"])
+
+
+# -- the drawing of one frame ---------------------------------------------------------------
+
+def grad_norm_at(tensor, k):
+    """The norm of a tensor's gradient once sweep entry k ran, or None (as in the page)."""
+    if not tensor["leaf"]:
+        done = tensor["done"]
+        return None if done is None or done > k else _finite(tensor["grad"]["norm"])
+    norm = None
+    for arrival in tensor["arrivals"]:
+        if arrival[0] > k:
+            break
+        norm = _finite(arrival[3]["norm"])
+    return norm
+
+
+def _finite(x):
+    return x if isinstance(x, float) else math.inf
+
+
+def _colour(norm, grad_range):
+    if norm == 0:
+        return "#ffffff"
+    low, high = grad_range
+    fraction = 1.0
+    if math.isfinite(norm) and high > low:
+        fraction = (math.log10(norm) - low) / (high - low)
+    return _scale_colour(fraction)
+
+
+def _frame_drawing(drawing, data, maps, k):
+    """``drawing`` with fills and the outline of sweep entry k added at the end: a node
+    declared again keeps its place and takes the new attributes."""
+    norms = {}
+    for i, node in enumerate(maps["tensor"]):
+        if node is None:
+            continue
+        norm = grad_norm_at(data["tensors"][i], k)
+        if norm is not None and (node not in norms or norms[node] is None or norm > norms[node]):
+            norms[node] = norm
+        norms.setdefault(node, None)
+    lines = []
+    for node, norm in norms.items():
+        fill = "#ffffff" if norm is None else _colour(norm, data["range"])
+        font = "#ffffff" if norm is not None and _is_dark(fill) else "#000000"
+        lines.append(f'\t{node} [fillcolor="{fill}" fontcolor="{font}"]\n')
+    if k >= 0:
+        i = data["sweep"][k]["tensor"]
+        current = maps["op"][i] or maps["tensor"][i]
+        if current is not None:
+            lines.append(f'\t{current} [color="{CURRENT}" penwidth="4"]\n')
+    frame = drawing.copy()  # without the drawing's legend: the frame has its own
+    frame.body = [line for line in drawing.body if not line.lstrip().startswith("legend ")]
+    frame.body += lines
+    frame.graph_attr["dpi"] = "96"
+    return frame
+
+
+# -- the frame around the drawing -----------------------------------------------------------
+
+def _parameter(data, name):
+    """Index of the parameter whose contributions are drawn."""
+    candidates = data["parameters"]
+    if name is not None:
+        found = [i for i in candidates if data["tensors"][i]["name"] == name]
+        if not found:
+            names = ", ".join(str(data["tensors"][i]["name"]) for i in candidates)
+            raise ValueError(f"no parameter named {name!r} in the graph; it has {names}")
+        return found[0]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda i: (len({a[1] for a in data["tensors"][i]["arrivals"]}),
+                                          -candidates.index(i)))
+
+
+def _font(size, bold=False):
+    from PIL import ImageFont
+    try:
+        return ImageFont.truetype(FONT.replace(".ttf", "-Bold.ttf") if bold else FONT, size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def _frame(picture, data, shown, k, caption, title):
+    """The drawing scaled to WIDTH, a caption above, the parameter's bars below."""
+    from PIL import Image, ImageDraw
+
+    if picture.width > WIDTH - 20:
+        scale = (WIDTH - 20) / picture.width
+        picture = picture.resize((WIDTH - 20, round(picture.height * scale)), Image.LANCZOS)
+    head, bars = 58 if title else 34, 150 if shown is not None else 0
+    frame = Image.new("RGB", (WIDTH, head + picture.height + bars + 8), "#ffffff")
+    draw = ImageDraw.Draw(frame)
+    y = 6
+    if title:
+        draw.text((10, y), title, fill="#222222", font=_font(17, bold=True))
+        y += 24
+    step = f"sweep step {k + 1} of {len(data['sweep'])}" if k >= 0 else "sweep step 0"
+    draw.text((WIDTH - 10, 8), step, fill="#666666", font=_font(13), anchor="ra")
+    draw.text((10, y), caption, fill=CURRENT if k >= 0 else "#222222", font=_font(15))
+    _ramp(draw, data["range"], WIDTH - 10, y + 2)
+    frame.paste(picture, ((WIDTH - picture.width) // 2, head))
+    if shown is not None:
+        _bars(draw, data, shown, k, head + picture.height + 4)
+    return frame
+
+
+def _ramp(draw, grad_range, right, top):
+    """The fill scale, right-aligned at ``right``: what the colours of the steps mean."""
+    font = _font(12)
+    low, high = grad_range
+    text = f"largest |grad| in a step: 1e{low:.1f}"
+    end = f"1e{high:.1f}"
+    x = right - draw.textlength(end, font=font)
+    draw.text((x, top), end, fill="#444444", font=font)
+    x -= 110
+    for j in range(100):
+        draw.line((x + j, top + 1, x + j, top + 13), fill=_scale_colour(j / 99))
+    draw.rectangle((x, top + 1, x + 99, top + 13), outline="#999999")
+    draw.text((x - 6, top), text, fill="#444444", font=font, anchor="ra")
+
+
+def _bars(draw, data, i, k, top):
+    """One bar per time step: the norm of that step's contribution to parameter i's
+    gradient, drawn once it has arrived; dotted outlines show the ones still to come."""
+    tensor = data["tensors"][i]
+    finals, now, latest = {}, {}, None
+    for arrival in tensor["arrivals"]:
+        finals[arrival[1]] = _finite(arrival[2])
+        if arrival[0] <= k:
+            now[arrival[1]] = _finite(arrival[2])
+            latest = arrival
+    labels = sorted(finals, key=lambda x: (x is None, int(x[1:]) if x else 0))
+    total = tensor["arrivals"][-1][3]["norm"] if tensor["arrivals"] else 0.0
+    so_far = latest[3]["norm"] if latest else 0.0
+    draw.text((10, top), f"{tensor['name']}: its gradient is the sum of one contribution "
+              f"per time step", fill="#222222", font=_font(14, bold=True))
+    draw.text((WIDTH - 10, top), f"|grad| so far {so_far:.3g} of {total:.3g}",
+              fill="#444444", font=_font(13), anchor="ra")
+    peak = max([v for v in finals.values() if math.isfinite(v)] or [1.0]) or 1.0
+    base, height = top + 118, 90
+    slot = (WIDTH - 20) / max(len(labels), 1)
+    for j, label in enumerate(labels):
+        x0 = 10 + j * slot + slot * 0.2
+        x1 = x0 + slot * 0.6
+        full = height * min(finals[label] / peak, 1.0)
+        draw.rectangle((x0, base - full, x1, base), outline="#bbbbbb")
+        if label in now:
+            bar = height * min(now[label] / peak, 1.0)
+            fresh = latest is not None and latest[0] == k and latest[1] == label
+            draw.rectangle((x0, base - bar, x1, base), fill=CURRENT if fresh else "#fd8d3c")
+        draw.text(((x0 + x1) / 2, base + 4), label or "other", fill="#444444",
+                  font=_font(12), anchor="ma")
+
+
+def _padded(frame, width, height):
+    from PIL import Image
+
+    if frame.size == (width, height):
+        return frame
+    canvas = Image.new("RGB", (width, height), "#ffffff")
+    canvas.paste(frame, (0, 0))
+    return canvas

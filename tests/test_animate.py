@@ -1,0 +1,93 @@
+"""mg.viz.animate: the GIF of the backward sweep, frame by frame."""
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import minigrad as mg
+from minigrad.timesteps import step_of
+from minigrad.viz import animation
+from test_explorer import lstm_loss
+
+RED = np.array([0xd5, 0x00, 0x00])
+
+
+def runs_of_steps(loss):
+    """How many runs of consecutive backward ops share a (layer, time step), as the
+    engine records them: one frame each."""
+    with mg.record_backward() as sweep:
+        loss.backward(retain_graph=True)
+    places = [step_of(s.tensor.scope) for s in sweep]
+    return 1 + sum(a != b for a, b in zip(places, places[1:]))
+
+
+def frames(path):
+    with Image.open(path) as gif:
+        out = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            out.append((np.asarray(gif.convert("RGB")), gif.info.get("duration")))
+        return out
+
+
+@pytest.fixture(scope="module")
+def gif(tmp_path_factory):
+    model, _, loss = lstm_loss(steps=4)
+    path = mg.viz.animate(loss, tmp_path_factory.mktemp("gif") / "sweep.gif", title="test")
+    return model, loss, path
+
+
+def test_one_frame_before_the_sweep_and_one_per_time_step(gif):
+    model, loss, path = gif
+    pictures = frames(path)
+    # before the sweep; the loss and the ops after the steps; t3, t2, t1, t0
+    assert len(pictures) == 1 + runs_of_steps(loss) == 6
+
+
+def test_frames_fit_a_readme_column(gif):
+    _, _, path = gif
+    with Image.open(path) as image:
+        assert image.size[0] == animation.WIDTH
+        assert 150 < image.size[1] < 700
+
+
+def test_frames_show_the_sweep_moving(gif):
+    _, _, path = gif
+    pictures = [p for p, _ in frames(path)]
+    red = [int(np.all(np.abs(p.astype(int) - RED) <= 12, axis=-1).sum()) for p in pictures]
+    assert red[0] == 0  # before the sweep nothing is being differentiated
+    assert all(count > 0 for count in red[1:])
+    for before, after in zip(pictures, pictures[1:]):
+        assert not np.array_equal(before, after)
+    white = [int(np.all(p == 255, axis=-1).sum()) for p in pictures]
+    assert white[-1] < white[0]  # the steps fill in as the gradient reaches them
+
+
+def test_first_and_last_frames_stay_longer(gif):
+    durations = [d for _, d in frames(gif[2])]
+    assert durations[0] > durations[1] and durations[-1] > durations[1]
+
+
+def test_gradients_are_left_as_they_were(tmp_path):
+    model, _, loss = lstm_loss(steps=2)
+    mg.viz.animate(loss, tmp_path / "sweep.gif")
+    assert model.lstm.l0.weight.grad is None
+    loss.backward()  # the graph was retained
+
+
+def test_bad_input_is_named(tmp_path):
+    _, _, loss = lstm_loss(steps=2)
+    with pytest.raises(ValueError, match="must end in .gif"):
+        mg.viz.animate(loss, tmp_path / "sweep.png")
+    with pytest.raises(ValueError, match="no parameter named 'nope'.*lstm.l0.weight"):
+        mg.viz.animate(loss, tmp_path / "sweep.gif", parameter="nope")
+    with pytest.raises(ValueError, match="view must be one of"):
+        mg.viz.animate(loss, tmp_path / "sweep.gif", view="sideways")
+
+
+def test_missing_pillow_says_how_to_install_it(tmp_path, monkeypatch):
+    _, _, loss = lstm_loss(steps=2)
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(RuntimeError, match="pip install Pillow"):
+        mg.viz.animate(loss, tmp_path / "sweep.gif")
