@@ -787,9 +787,9 @@ def reshape(x, *shape):
 
 
 def transpose(x, *axes):
-    """Reverse the axes, or permute them as given."""
+    """Reverse the axes (no axes, or None as in numpy), or permute them as given."""
     axes = _shape_args(axes)
-    return Transpose(axes or None)(_lift(x, None))
+    return Transpose(None if axes in ((), (None,)) else axes)(_lift(x, None))
 
 
 def getitem(x, index):
