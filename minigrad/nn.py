@@ -267,7 +267,12 @@ class ModuleList(Module):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return ModuleList(list(self)[index])
+            part = ModuleList()
+            for i, module in enumerate(list(self)[index]):
+                # Bypasses Module.__setattr__: a slice is a view for iterating, and must
+                # not rename the parameters after itself ("0.weight" for "layers.1.weight").
+                object.__setattr__(part, str(i), module)
+            return part
         return vars(self)[self._position(index)]
 
     def __setitem__(self, index, module):

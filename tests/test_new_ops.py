@@ -7,6 +7,7 @@ are PyTorch's (2.x), worked out by hand below from its documented rules: ties of
 ``torch.maximum`` split the gradient in halves, ``torch.amax`` spreads it evenly over
 tied maxima, ``abs`` has gradient 0 at 0, ``clamp`` passes the gradient at its bounds.
 """
+import re
 import warnings
 
 import numpy as np
@@ -240,7 +241,7 @@ def test_softmax_of_infinite_rows_is_nan_like_pytorch():
     (1.0, "axis must be"),
 ])
 def test_bad_axes_get_clear_errors(fn, axis, message):
-    with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
         fn(mg.Tensor(np.ones((2, 3))), axis=axis)
 
 

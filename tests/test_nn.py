@@ -148,10 +148,20 @@ def test_module_list_indexing_iteration_append_and_assignment():
     tail = layers[1:]
     assert isinstance(tail, ModuleList) and list(tail) == [b, c]
     assert [name for name, _ in tail.children()] == ["0", "1"]
+    assert layers[::-1][0] is c and len(layers[5:]) == 0
     layers[-1] = Linear(2, 3)
     assert layers[2] is not c and layers[2].out_features == 3
     assert ModuleList().extend([a]).parameters() == a.parameters()
     assert len(ModuleList()) == 0 and list(ModuleList()) == []
+
+
+def test_slicing_a_module_list_leaves_the_parameter_names_alone():
+    model = Stack([2, 4, 3, 1])
+    names = [p.name for p in model.parameters()]
+    for layer in model.layers[1:]:  # a view for iterating, as in a forward()
+        layer(np.ones((1, layer.in_features)))
+    assert [p.name for p in model.parameters()] == names
+    assert model.layers[2].weight.name == "layers.2.weight"
 
 
 @pytest.mark.parametrize("make, error, message", [
