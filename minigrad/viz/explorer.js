@@ -168,7 +168,7 @@
   // -- zoom and follow ------------------------------------------------------------------
   const graphBox = $("graph");
   function fitZoom(view) {
-    return Math.min(1, (graphBox.clientWidth - 8) / view.width, (graphBox.clientHeight - 8) / view.height);
+    return Math.min(1.5, (graphBox.clientWidth - 8) / view.width, (graphBox.clientHeight - 8) / view.height);
   }
   function applyZoom(view) {
     // Small drawings are fitted to the window; big ones start readable, and "follow"
