@@ -11,6 +11,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -24,6 +26,7 @@ from models import LSTM
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WIDTH, HEIGHT = 1280, 800
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # -- graphs --------------------------------------------------------------------------------
@@ -402,3 +405,24 @@ def test_screenshots_at_a_few_steps_are_not_blank(browser, page, tmp_path):
             pixels = np.asarray(graph)
             assert np.any(np.all(pixels == (0xd5, 0x00, 0x00), axis=-1)), pos
         whole.save(tmp_path / f"explorer-{pos}.png")
+
+
+def test_example_writes_the_page_and_the_gif(tmp_path):
+    html, gif = tmp_path / "bptt.html", tmp_path / "bptt.gif"
+    result = subprocess.run(
+        [sys.executable, "examples/explore_graph.py", "--untrained", "--bits", "3",
+         "--html", str(html), "--gif", str(gif)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {html}" in result.stdout and f"wrote {gif}" in result.stdout
+    assert "an untrained LSTM" in page_json(html)["title"]
+    with Image.open(gif) as image:
+        assert image.n_frames == 3 + 2  # before, the ops after the steps, t2, t1, t0
+
+
+def test_example_without_a_trained_model_says_how_to_train_one(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "examples/explore_graph.py", "--load", str(tmp_path / "none.npz")],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "examples/binary_addition.py --out runs/addition" in result.stderr

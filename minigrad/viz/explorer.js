@@ -149,10 +149,13 @@
       const out = view.map.tensor[entry.tensor];
       if (view.nodes.has(current)) view.nodes.get(current).classList.add("current");
       const tails = new Set(entry.inputs.map(([i]) => view.map.tensor[i]));
+      const sent = new Set(entry.inputs.map(([i]) => i));
+      const carried = new Map(view.carriers.map((c) => [c.g, c.i]));
       for (const e of view.edges) {
-        if ((e.head === current && tails.has(e.tail)) || (e.tail === current && e.head === out)) {
-          e.g.classList.add("flow");
-        }
+        // An edge that carries one tensor flows only when that tensor receives gradient.
+        const flows = carried.has(e.g) ? sent.has(carried.get(e.g)) && e.head === current
+          : (e.head === current && tails.has(e.tail)) || (e.tail === current && e.head === out);
+        if (flows) e.g.classList.add("flow");
       }
       for (const [i] of entry.inputs) {
         const id = view.map.tensor[i];
@@ -482,6 +485,7 @@
   function select(i) {
     state.selected = i;
     render(false);
+    $("details").scrollIntoView({ block: "nearest" });
   }
 
   // -- the timeline -----------------------------------------------------------------------
