@@ -1,4 +1,5 @@
-"""Peak memory of one forward + backward of models.LSTM, against the reference, as T grows.
+"""Peak memory of one forward + backward of models.LSTM, against the reference, as T grows;
+and of each iteration of a training loop.
 
 Backpropagation through time must keep every step's activations until backward reaches
 them, so memory grows linearly in T for both; what matters is the slope (peak / T should
@@ -11,7 +12,13 @@ counts every allocation made by the step, numpy arrays and Python objects alike,
 nothing allocated before. The process's max RSS is printed too as a cross-check (it
 includes the interpreter and numpy, about 30-40 MB).
 
-    python benchmarks/memory.py [--lengths 100 1000 5000] [--json PATH]
+A training loop is the second measurement: ``models.LSTM(16, 64)``, N = 32, T = 200,
+Adam, the loss of the previous iteration still referenced while the next forward runs (as
+in any ``for`` loop that assigns ``loss = ...``). Its peak per iteration shows how many
+graphs are alive at once: backward releases the graph as it goes, so a later iteration
+should peak no higher than the first (which also allocates Adam's moment buffers).
+
+    python benchmarks/memory.py [--lengths 100 1000 5000] [--iterations 4] [--json PATH]
 """
 import argparse
 import json
@@ -28,6 +35,8 @@ from common import lstm_problem, machine, machine_line, table, write_json
 N, D, H = 32, 16, 64
 DTYPE = np.float32
 TARGET_RATIO = 1.5  # minigrad / reference at T = 1,000
+LOOP_T = 200
+TARGET_LOOP_RATIO = 1.1  # peak of a later training iteration / peak of the first
 
 
 def measure(impl, t):
@@ -68,8 +77,32 @@ def measure(impl, t):
             "seconds_traced": seconds}
 
 
-def run_child(impl, t):
-    out = subprocess.run([sys.executable, __file__, "--child", impl, str(t)],
+def measure_loop(iterations):
+    """Peak traced bytes of each of ``iterations`` training iterations (run in a child).
+
+    Traced from before the first iteration; each iteration's peak is the most memory
+    alive at any moment during it, including what earlier iterations left alive."""
+    import minigrad as mg
+
+    lstm, head, x, target = lstm_problem((N, LOOP_T, D, H), DTYPE)
+    xt, yt = mg.Tensor(x), mg.Tensor(target)
+    optimizer = mg.optim.Adam(lstm.parameters() + head.parameters(), lr=1e-3)
+    tracemalloc.start()
+    peaks = []
+    for _ in range(iterations):
+        tracemalloc.reset_peak()
+        optimizer.zero_grad()
+        out, _ = lstm(xt)
+        loss = mg.nn.binary_cross_entropy_with_logits(head(out), yt)
+        loss.backward()
+        optimizer.step()
+        peaks.append(tracemalloc.get_traced_memory()[1])
+    tracemalloc.stop()
+    return {"T": LOOP_T, "iterations": iterations, "peak_bytes": peaks}
+
+
+def run_child(*args):
+    out = subprocess.run([sys.executable, __file__, "--child", *map(str, args)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -77,11 +110,14 @@ def run_child(impl, t):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[100, 1000, 5000])
+    parser.add_argument("--iterations", type=int, default=4,
+                        help="training iterations in the loop measurement (0: skip it)")
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--child", nargs=2, metavar=("IMPL", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child[0], int(args.child[1]))))
+        impl, value = args.child[0], int(args.child[1])
+        print(json.dumps(measure_loop(value) if impl == "loop" else measure(impl, value)))
         return
 
     info = machine()
@@ -107,9 +143,23 @@ def main():
                    "meets_target": ratio <= TARGET_RATIO}
         print(f"\nratio at T = 1,000: {ratio:.2f} (target <= {TARGET_RATIO}: "
               f"{'met' if ratio <= TARGET_RATIO else 'not met'})")
+    loop = {}
+    if args.iterations:
+        loop = run_child("loop", args.iterations)
+        first, later = loop["peak_bytes"][0], max(loop["peak_bytes"][1:] or [0])
+        loop.update(later_over_first=later / first, target_ratio=TARGET_LOOP_RATIO,
+                    meets_target=later / first <= TARGET_LOOP_RATIO)
+        print(f"\npeak traced memory of each training iteration, models.LSTM({D}, {H}), "
+              f"N = {N}, T = {LOOP_T}, Adam, the previous loss still referenced")
+        print(table(["iteration", "peak MB", "/ first"],
+                    [[str(i + 1), f"{p * mb:,.1f}", f"{p / first:.2f}"]
+                     for i, p in enumerate(loop["peak_bytes"])]))
+        print(f"\nlater iterations / first: {later / first:.2f} (target <= {TARGET_LOOP_RATIO}: "
+              f"{'met' if loop['meets_target'] else 'not met'})")
     write_json(args.json, {"benchmark": "memory", "machine": info,
                            "N_D_H": [N, D, H], "dtype": np.dtype(DTYPE).name,
-                           "results": list(results.values()), **summary})
+                           "results": list(results.values()), **summary,
+                           "training_loop": loop})
 
 
 if __name__ == "__main__":
