@@ -582,7 +582,9 @@ class Max(Op):
         return (chosen * (grad.reshape(self.out.shape) / count),)
 
     def detail(self):
-        return "" if self.axis is None else f"axis={self.axis}"
+        if self.axis is None:
+            return ""
+        return f"axis={self.axis[0] if len(self.axis) == 1 else self.axis}"
 
 
 class Min(Max):

@@ -319,3 +319,12 @@ def test_tensor_methods_and_builtin_abs():
     assert x.clip(-2.0, 2.0).data.tolist() == [[-1.0, 2.0], [2.0, -2.0]]
     np.testing.assert_allclose(x.softmax(axis=0).data.sum(0), [1.0, 1.0])
     np.testing.assert_allclose(np.exp(x.log_softmax().data).sum(1), [1.0, 1.0])
+
+
+def test_ops_show_their_settings_in_drawings():
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    assert repr(mg.max(x, axis=-1).op) == "<op max axis=1>"
+    assert repr(mg.min(x, axis=(0, 1)).op) == "<op min axis=(0, 1)>"
+    assert repr(mg.clip(x, -1, 1).op) == "<op clip low=-1, high=1>"
+    assert repr(mg.clip(x, None, np.array([0.0, 1.0])).op) == "<op clip high=array>"
+    assert repr(mg.log_softmax(x, axis=0).op) == "<op logsoftmax axis=0>"
