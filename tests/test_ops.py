@@ -167,6 +167,14 @@ OP_TABLE = [
     case("cross_entropy-one-class", lambda z: mg.nn.cross_entropy(z, np.array([0, 0])), (2, 1)),
     case("cross_entropy", lambda z: mg.nn.cross_entropy(z, np.array([3, 0])), (2, 5),
          make=saturated),
+    # Size-0 dimensions: nothing to check numerically, but forward and backward must run.
+    case("abs", mg.abs, (0, 3)),
+    case("maximum", mg.maximum, (0, 3), (3,)),
+    case("max-over-nonempty-axis", lambda a: mg.max(a, axis=1), (0, 2)),
+    case("clip", lambda a: mg.clip(a, 0.0, None), (2, 0)),
+    case("where", lambda a, b: mg.where(np.zeros((0, 1), bool), a, b), (0, 3), ()),
+    case("softmax", mg.softmax, (2, 0)),
+    case("log_softmax-axis0", lambda a: mg.log_softmax(a, axis=0), (0, 3)),
 ]
 
 
