@@ -229,7 +229,8 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     rows = [(ROLES[r][1 if show_grads else 0], r + (" (border)" if show_grads else ""))
             for r in ROLES if r in roles]
     rows.append(("#ffffff", "dashed box: steps drawn once"))
-    legend = scale_legend("log10 |grad| (fill)", grad_range, rows, has_no_grad)
+    legend = scale_legend("log10 |grad| (fill)", grad_range, rows, has_no_grad,
+                          per_row=2 if rankdir in ("TB", "BT") else 1)
     body.append(f"legend [shape=plaintext fontsize=10 label={legend}]")
     meaning["legend"] = {"kind": "legend"}
     body += outside
@@ -259,8 +260,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         count = len(carried)
         if back:
             text = describe(carried[0]) + f" \u00d7{count}"
-            attributes.update(color=BACK_COLOUR, fontcolor=BACK_COLOUR, penwidth="1.5",
-                              constraint="false")
+            attributes.update(color=BACK_COLOUR, fontcolor=BACK_COLOUR, penwidth="1.5")
             if show_grads:
                 text += "\n" + _norm_range(map(grad_norm, carried))
         elif heads[0] is not None and tail.startswith("v") and \
@@ -271,8 +271,11 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         if text:
             attributes["label"] = _escape(text)
         if operand:
-            attributes["headlabel"] = str(operand)
-        if not back:
+            attributes["taillabel" if back else "headlabel"] = str(operand)
+        if back:  # written from the user to the maker, drawn with the arrow reversed:
+            tail, head = head, tail  # dot then ranks it like the step's other edges
+            attributes["dir"] = "back"
+        else:
             parameter = isinstance(members[tail][0], Parameter)
             attributes["color"] = ROLES["parameter"][1] if parameter else EDGE_GREY
         body.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))

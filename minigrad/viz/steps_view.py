@@ -108,25 +108,29 @@ def shape_text(shape):
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def scale_legend(title, grad_range, rows=(), has_no_grad=False):
-    """An HTML-like legend: ``rows`` of (fill, text), then the gradient scale if any."""
-    cells = []
+def scale_legend(title, grad_range, rows=(), has_no_grad=False, per_row=1):
+    """An HTML-like legend: ``rows`` of (fill, text), then the gradient scale if any,
+    ``per_row`` entries to a line (2 keeps it short in drawings that grow down)."""
 
-    def row(swatch, text):
-        cells.append(f'<tr><td {swatch} width="16"> </td>'
-                     f'<td align="left">{html.escape(text)}</td></tr>')
+    def entry(swatch, text):
+        return f'<td {swatch} width="16"> </td><td align="left">{html.escape(text)}</td>'
 
-    for fill, text in rows:
-        row(f'bgcolor="{fill}"', text)
+    def lines(entries):
+        return "".join("<tr>" + "".join(entries[k:k + per_row]) + "</tr>"
+                       for k in range(0, len(entries), per_row))
+
+    span = 2 * per_row
+    cells = lines([entry(f'bgcolor="{fill}"', text) for fill, text in rows])
     if grad_range is not None:
         low, high = grad_range
-        cells.append(f'<tr><td colspan="2" align="left"><b>{html.escape(title)}</b></td></tr>')
-        for k in range(4, -1, -1):
-            row(f'bgcolor="{_scale_colour(k / 4)}"', f"{low + (high - low) * k / 4:+.1f}")
+        scale = [entry(f'bgcolor="{_scale_colour(k / 4)}"', f"{low + (high - low) * k / 4:+.1f}")
+                 for k in range(4, -1, -1)]
         if has_no_grad:
-            row('bgcolor="#ffffff"', NO_GRAD_NOTE)
+            scale.append(entry('bgcolor="#ffffff"', NO_GRAD_NOTE))
+        cells += (f'<tr><td colspan="{span}" align="left"><b>{html.escape(title)}</b></td></tr>'
+                  + lines(scale))
     return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
-            '<tr><td colspan="2"><b>legend</b></td></tr>' + "".join(cells) + "</table>>")
+            f'<tr><td colspan="{span}"><b>legend</b></td></tr>' + cells + "</table>>")
 
 
 def no_steps(view, root, options):
