@@ -426,3 +426,21 @@ def test_example_without_a_trained_model_says_how_to_train_one(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "examples/binary_addition.py --out runs/addition" in result.stderr
+
+
+def test_a_graph_without_time_steps_explores_too(browser, tmp_path):
+    rng = np.random.default_rng(2)
+    w = mg.nn.Parameter(rng.normal(size=(3, 2)))
+    w.name = "w"
+    loss = mg.tanh(mg.Tensor(rng.normal(size=(4, 3))) @ w).sum()
+    path = mg.viz.explore(loss, tmp_path / "flat.html")
+    order = mg.tensor.topological_order(loss)
+    needing = {f"v{i}" for i, t in enumerate(order) if t.requires_grad}
+    assert len(needing) == len(order) - 1
+    browser.get("file://" + os.path.abspath(path))
+    go(browser, 3)
+    for view in mg.viz.VIEWS:  # steps and rolled fall back to the ops drawing
+        show(browser, view)
+        assert drawn(browser, "g.node.has-grad") == needing  # everything but the input
+    assert not browser.find_element("id", "chart-box").is_displayed()
+    no_console_errors(browser)

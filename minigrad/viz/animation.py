@@ -253,7 +253,7 @@ def _bars(draw, data, i, k, top):
             bar = height * min(now[label] / peak, 1.0)
             fresh = latest is not None and latest[0] == k and latest[1] == label
             draw.rectangle((x0, base - bar, x1, base), fill=CURRENT if fresh else "#fd8d3c")
-        draw.text(((x0 + x1) / 2, base + 4), label or "other", fill="#444444",
+        draw.text(((x0 + x1) / 2, base + 4), label or "outside the steps", fill="#444444",
                   font=_font(12), anchor="ma")
 
 

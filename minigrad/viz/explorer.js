@@ -292,7 +292,7 @@
         ctx.fillRect(x, base - bh, bw, bh);
       }
       ctx.fillStyle = "#555";
-      ctx.fillText(label === null ? "other" : label, x + bw / 2, h - 2);
+      ctx.fillText(label === null ? "outside the steps" : label, x + bw / 2, h - 2);
     });
   }
 
@@ -349,7 +349,8 @@
       const t = +entry.label.slice(1);
       ctx.fillStyle = "rgba(213, 0, 0, 0.10)";
       const half = tmax ? (w - left - right) / tmax / 2 : 20;
-      ctx.fillRect(X(t) - half, top, 2 * half, h - top - bottom);
+      const x0 = Math.max(left, X(t) - half);
+      ctx.fillRect(x0, top, Math.min(w - right, X(t) + half) - x0, h - top - bottom);
     }
     chartPoints = [];
     series.forEach((s, j) => {
