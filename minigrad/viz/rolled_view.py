@@ -78,6 +78,18 @@ def runs_of(steps):
     return runs
 
 
+def _difference(step, typical, is_typical):
+    """Why a run is drawn apart from the layer's longest run (whose first step is
+    ``typical``): 'same structure' for the longest run itself, else what differs."""
+    if is_typical or same_fold(step, typical):
+        return "same structure"
+    ops = sum(t.op is not None for t in step.tensors)
+    usual = sum(t.op is not None for t in typical.tensors)
+    if ops != usual:
+        return f"{ops} ops, not {usual} as in t{typical.t}"
+    return f"other ops or wiring than t{typical.t}"
+
+
 def _common_detail(tensors, steps):
     """The op detail shared by the tensors at one place of a run's steps: as it is when
     equal, with the step number written 't' when only that changes ('[:, t, :]'),
@@ -242,12 +254,13 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         body.append(f"subgraph cluster_{cluster} {{")
         cluster += 1
         body.append(f'\tlabel="{_escape(layer or "steps")}" {_attrs(LAYER_STYLE)[1:-1]}')
+        longest = max(rs, key=lambda r: len(runs[r][1]))
         for r in rs:
             steps = runs[r][1]
             what = (f"t{steps[0].t}, 1 step" if len(steps) == 1 else
                     f"t{steps[0].t} ... t{steps[-1].t}, {len(steps)} steps")
             if len(rs) > 1:
-                what += ": a structure of its own" if len(steps) == 1 else ": same structure"
+                what += ": " + _difference(steps[0], runs[longest][1][0], r == longest)
             body.append(f"\tsubgraph cluster_{cluster} {{")
             cluster += 1
             body.append(f'\t\tlabel="{_escape(what)}" {_attrs(RUN_STYLE)[1:-1]}')
