@@ -231,9 +231,15 @@ def step_grad_norms(root):
     tensors themselves, and this function finds them.
 
     ValueError when the graph has no ``t<number>`` scopes, or when backward was not run
-    with ``retain_grads=True``.
+    with ``retain_grads=True`` (a plain ``backward()`` releases the graph and keeps only
+    the leaves' gradients).
     """
-    structure = TimeSteps(root)
+    try:
+        structure = TimeSteps(root)
+    except RuntimeError as error:  # a plain backward() released the graph
+        raise ValueError("step_grad_norms: backward() released the graph and dropped the "
+                         "steps' gradients; call loss.backward(retain_grads=True) instead "
+                         f"({error})") from None
     if not structure.layers:
         raise ValueError("step_grad_norms: the graph has no time steps; a step is a scope "
                          "named t<number>: run step t inside mg.scope(f't{t}')")

@@ -136,6 +136,13 @@ def test_errors_say_what_to_do():
     loss, *_ = hand_rnn(3)  # no backward at all
     with pytest.raises(ValueError, match=r"retain_grads=True"):
         mg.step_grad_norms(loss)
+    loss.backward(retain_graph=True)  # the graph, but only the leaves' gradients
+    with pytest.raises(ValueError, match=r"hold no gradient.*retain_grads=True"):
+        mg.step_grad_norms(loss)
+    loss, *_ = hand_rnn(3)
+    loss.backward()  # releases the graph
+    with pytest.raises(ValueError, match=r"released.*retain_grads=True"):
+        mg.step_grad_norms(loss)
 
 
 # -- the structure ---------------------------------------------------------------------------

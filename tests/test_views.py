@@ -95,7 +95,7 @@ def random_graph(seed, scoped=False, odd=False):
         if odd and k % 3 == 0:
             new.name = names[k % len(names)]
         pool.append(new)
-    loss = sum(t.sum() for t in pool[-3:])
+    loss = sum(t.sum() for t in pool[-3:]) + pool[0].sum()  # always needs a gradient
     loss.name = names[0] if odd else "loss"
     return loss
 
@@ -237,6 +237,14 @@ def test_show_grads_without_retained_gradients_says_what_to_do():
     for module in (steps_view, rolled_view):
         with pytest.raises(ValueError, match=r"retain_grads=True"):
             module.draw(loss, show_grads=True)
+
+
+def test_drawing_a_released_graph_says_to_keep_it():
+    loss = hand_rnn(3)
+    loss.backward()
+    for module in (steps_view, rolled_view):
+        with pytest.raises(RuntimeError, match=r"retain_graph=True"):
+            module.draw(loss)
 
 
 # -- the rolled view -------------------------------------------------------------------------
