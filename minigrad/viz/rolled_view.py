@@ -32,13 +32,12 @@ Node ids (``node_ids(root)`` returns the same, mapping each to what it stands fo
 """
 import re
 
-import graphviz
 
 from ..nn import Parameter
 from ..timesteps import TimeSteps
 from .style import MAX_DETAIL, ROLES, _attrs, _escape, _is_dark
 from .steps_view import (EDGE_GREY, check_grads, describe, grad_colour, grad_norm, listed,
-                         log_range, no_steps, scale_legend, shape_text)
+                         log_range, new_digraph, no_steps, scale_legend, shape_text)
 
 DEFAULT_RANKDIR = "TB"
 
@@ -293,13 +292,11 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             attributes["color"] = ROLES["parameter"][1] if parameter else EDGE_GREY
         body.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))
 
-    digraph = graphviz.Digraph(
-        name="minigrad_rolled", body=["\t" + line + "\n" for line in body],
-        graph_attr={"rankdir": rankdir, "nodesep": "0.15", "ranksep": "0.25",
-                    "fontname": "Helvetica", "ordering": "out"},
-        node_attr={"fontname": "Helvetica"},
-        edge_attr={"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica",
-                   "labelfontsize": "8"})
+    digraph = new_digraph(
+        "minigrad_rolled", body,
+        {"rankdir": rankdir, "nodesep": "0.15", "ranksep": "0.25", "fontname": "Helvetica",
+         "ordering": "out"},
+        {"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica", "labelfontsize": "8"})
     digraph.node_ids = meaning
     return digraph
 

@@ -30,7 +30,6 @@ Node ids (``node_ids(root)`` returns the same, mapping each to what it stands fo
 import html
 import math
 
-import graphviz
 import numpy as np
 
 from ..nn import Parameter
@@ -57,6 +56,15 @@ NO_STEPS_CAPTION = ("no time steps to draw in the {view} view (no scope named t<
 
 
 # -- shared with the rolled view ------------------------------------------------------------
+
+def new_digraph(name, body, graph_attr, edge_attr):
+    """A ``graphviz.Digraph`` of the DOT statements ``body``; graphviz is imported only
+    here, when a drawing is made, so that minigrad imports without it."""
+    import graphviz
+    return graphviz.Digraph(name=name, body=["\t" + line + "\n" for line in body],
+                            graph_attr=graph_attr, node_attr={"fontname": "Helvetica"},
+                            edge_attr=edge_attr)
+
 
 def grad_norm(tensor):
     """Frobenius norm of ``tensor.grad``, or None without one."""
@@ -419,12 +427,10 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     for column, nodes in drawing.columns.items():
         body.append("{rank=same; " + "; ".join(nodes) + "}")
     body += drawing.edges
-    digraph = graphviz.Digraph(
-        name="minigrad_steps", body=["\t" + line + "\n" for line in body],
-        graph_attr={"rankdir": rankdir, "nodesep": "0.25", "ranksep": "0.35",
-                    "fontname": "Helvetica"},
-        node_attr={"fontname": "Helvetica"},
-        edge_attr={"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica"})
+    digraph = new_digraph(
+        "minigrad_steps", body,
+        {"rankdir": rankdir, "nodesep": "0.25", "ranksep": "0.35", "fontname": "Helvetica"},
+        {"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica"})
     digraph.node_ids = drawing.meaning
     return digraph
 
