@@ -1,36 +1,57 @@
 """The "ops" view: every primitive op and tensor of the unrolled graph.
 
-Every tensor is a record (name, shape), every op a small box between its inputs and its
-output. Tensors made inside ``mg.scope`` blocks are drawn inside nested, labelled
-clusters, so an unrolled LSTM shows one box per layer and time step, with the gates
-inside and the shared weights outside, feeding every step. With ``show_grads`` each
-tensor is coloured by the size of its gradient.
+Every tensor is a box (name, shape, gradient), every op a small rounded box between its
+inputs and its output. Tensors made inside ``mg.scope`` blocks are drawn inside nested,
+labelled clusters, so an unrolled LSTM shows one box per layer and time step, with the
+gates inside and the shared weights outside, feeding every step. With ``show_grads``
+each tensor is coloured by the size of its gradient.
 
-Node ids are sequential in the engine's topological order; nothing depends on ``id()``
-or on set order, and nothing recurses, so the text is the same on every run and a graph
-thousands of nodes deep draws.
+Node ids are sequential in the engine's topological order (creation order); nothing
+depends on ``id()`` or on set order, and nothing recurses, so the text is the same on
+every run and a graph thousands of nodes deep draws.
+
+The layout is chosen so that every step looks the same and long sequences lay out in
+seconds (see ``LAYOUT``): the statements are written in creation order and Graphviz is
+told to keep each node's outgoing edges in that order, so the gates of an LSTM sit
+i, f, g, o from left to right in every step.
 """
 import math
-
-import graphviz
 
 from ..nn import Parameter
 from ..tensor import topological_order
 from ..timesteps import step_of
-from .style import (CLUSTER_STYLE, ELIDED_STYLE, MAX_DETAIL, NO_GRAD_FILL, OP_STYLE, ROLES,
-                    TENSOR_STYLE, _attrs, _escape, _escape_record, _grad_norms,
-                    _is_dark, _legend, _log_range, _scale_colour)
+from .style import (CLUSTER_STYLE, ELIDED_STYLE, MAX_DETAIL, NO_GRAD_FILL, OP_STYLE,
+                    PORT_FONT, ROLES, TENSOR_STYLE, _attrs, _escape, _grad_norms, _html,
+                    _is_dark, _legend, _log_range, _scale_colour, digraph, html_table,
+                    longest_path_ranks, with_out_ports)
+
+DEFAULT_RANKDIR = "TB"  # time steps top to bottom, the ops of a step flowing down
+
+# How dot lays out the graph. newrank ranks all nodes at once instead of cluster by
+# cluster: with the old ranking an edge between two step clusters could end up inside
+# one rank, which dot cannot route next to a record ("lost edge") and which breaks the
+# order of the steps. ordering=out keeps each node's outgoing edges in the order they
+# are written (creation order): z's four slices stay i, f, g, o in every step.
+# nslimit bounds the network-simplex search that places nodes within their rank: the
+# full search grows like the square of the graph (16 LSTM steps took minutes), the
+# bounded one is linear and the picture stays as tidy (checked by eye on LSTM, GRU and
+# RNN graphs of 2 to 32 steps).
+LAYOUT = {"newrank": "true", "ordering": "out", "nslimit": "2", "nslimit1": "2",
+          "nodesep": "0.12", "ranksep": "0.2", "fontname": "Helvetica"}
+
+# Ops whose inputs can be swapped: drawn as one box. Every other op with two or more
+# inputs shows where each goes (a, b or 0, 1, 2, ...), so 1 - z differs from z - 1.
+COMMUTATIVE = frozenset({"add", "multiply", "maximum", "minimum"})
+SEQUENCE_OPS = frozenset({"concat", "stack"})  # inputs numbered from 0, like the list
+
 
 # -- scopes and time steps ----------------------------------------------------------------
-
-_time_step = step_of  # (layer scope, step number) of a scope; one definition for all views
-
 
 def _elided_steps(scopes, keep_steps):
     """{layer scope: sorted step numbers to hide}, keeping the first and last keep_steps."""
     steps = {}
     for scope in scopes:
-        layer, step = _time_step(scope)
+        layer, step = step_of(scope)
         if layer is not None:
             steps.setdefault(layer, set()).add(step)
     hidden = {}
@@ -41,7 +62,7 @@ def _elided_steps(scopes, keep_steps):
     return hidden
 
 
-# -- the drawing --------------------------------------------------------------------------
+# -- labels -------------------------------------------------------------------------------
 
 def _tensor_role(tensor, root):
     if tensor is root:
@@ -51,11 +72,11 @@ def _tensor_role(tensor, root):
     return "input" if tensor.op is None else "intermediate"
 
 
-def _tensor_label(tensor, show_shapes, grad_norm):
-    """Record label: name, shape, the value of a one-element tensor, gradient norm.
+def _tensor_label(tensor, show_shapes, grad_norm, across):
+    """A table of name, shape, the value of a one-element tensor, gradient norm.
 
-    The fields sit side by side across the direction of the arrows (Graphviz turns
-    ``a | b`` on its side for LR), keeping the drawing short along its long axis.
+    The fields sit side by side across the direction of the arrows, keeping the drawing
+    short along its long axis. A tensor with nothing to show gets an empty box.
     """
     fields = []
     if tensor.name is not None:
@@ -67,14 +88,41 @@ def _tensor_label(tensor, show_shapes, grad_norm):
         fields.append(f"{tensor.data.item():.4g}")
     if grad_norm is not None:
         fields.append(f"|grad| {grad_norm:.2g}")
-    return " | ".join(_escape_record(field) for field in fields)
+    fields = fields or [" "]  # nothing to show: an empty box
+    return html_table([_html(field) for field in fields], across)
 
 
-def _op_label(op, separator):
+def operand_names(op):
+    """The names of the op's input slots: "a", "b" or "0", "1", ... when their order
+    matters, "" for each input of a commutative op; None for an op of one input."""
+    count = len(op.inputs)
+    if count < 2:
+        return None
+    if op.label in COMMUTATIVE:
+        return ("",) * count
+    if count == 2 and op.label not in SEQUENCE_OPS:
+        return ("a", "b")
+    return tuple(str(k) for k in range(count))
+
+
+def _op_label(op, across):
+    """The op's name and details, with a cell (port) per input slot, named when the
+    order matters: ``a matmul b`` across the arrows, each input's edge entering at its
+    own cell. The unnamed slots of a commutative op (add, multiply) keep its inputs in
+    creation order, so that ``f * c + i * g`` is laid out the same in every step."""
     detail = op.detail()
+    text = op.label
     if detail and len(detail) <= MAX_DETAIL:
-        return _escape(op.label + separator + detail)
-    return _escape(op.label)
+        text += (" " if across else "\n") + detail
+    names = operand_names(op)
+    if names is None:
+        return _escape(text)
+    ports = [(PORT_FONT.format(name) if name else "", f"p{k}") for k, name in enumerate(names)]
+    if len(ports) == 2:  # infix: a subtract b
+        cells = [ports[0], _html(text), ports[1]]
+    else:
+        cells = ports + [_html(text)]
+    return html_table(cells, across, rules=False, cellpadding=1)
 
 
 class _Drawing:
@@ -84,30 +132,35 @@ class _Drawing:
     the op that made it, ``elided0`` the first marker of hidden time steps.
     """
 
-    def __init__(self, root, *, show_shapes, norms, grad_range, separator, cluster_scopes,
+    def __init__(self, root, *, show_shapes, norms, grad_range, rankdir, cluster_scopes,
                  hidden):
-        self.root, self.show_shapes, self.separator = root, show_shapes, separator
+        self.root, self.show_shapes, self.rankdir = root, show_shapes, rankdir
+        self.across = rankdir in ("TB", "BT")
         self.norms, self.grad_range = norms, grad_range
         self.cluster_scopes, self.hidden = cluster_scopes, hidden
-        self.clusters = {"": []}  # scope -> its own node statements, in first-seen order
+        self.clusters = {"": []}  # scope -> its own node ids, in first-seen order
+        self.attributes = {}  # node id -> its attributes
+        self.tail_port = {}  # (tensor node, user node) -> the port the edge leaves from
+        self.port_count = {}  # tensor node -> number of ports o0, o1, ...
         self.children = {"": []}  # scope -> child scopes, in first-seen order
         self.nodes_of_step = {}  # (layer scope, step number) -> its node ids, in order
         self.markers = {}  # layer scope -> id of the node standing for its hidden steps
         self.node_of = []  # index in order -> node id of the tensor (or of its marker)
         self.op_node_of = {}  # index in order -> node id of the op that made the tensor
+        self.cluster_of = {}  # node id -> the scope of the cluster it is drawn in
         self.roles, self.has_no_grad = set(), False
 
     # -- nodes ---------------------------------------------------------------------------
     def add(self, index, tensor):
         """The nodes of ``tensor`` and of the op that made it (or its marker)."""
-        layer, step = _time_step(tensor.scope)
+        layer, step = step_of(tensor.scope)
         if step in self.hidden.get(layer, ()):
             self.node_of.append(self.marker(layer))
             self.op_node_of[index] = self.marker(layer)
             return
         if tensor.op is not None:
             self.op_node_of[index] = f"op{index}"
-            label = _op_label(tensor.op, self.separator)
+            label = _op_label(tensor.op, self.across)
             self.add_node(tensor.scope, f"op{index}", {"label": label, **OP_STYLE},
                           (layer, step))
         self.node_of.append(f"v{index}")
@@ -119,7 +172,7 @@ class _Drawing:
         self.roles.add(role)
         fill, border = ROLES[role]
         norm = self.norms.get(index)
-        attributes = {"label": _tensor_label(tensor, self.show_shapes, norm),
+        attributes = {"label": _tensor_label(tensor, self.show_shapes, norm, self.across),
                       **TENSOR_STYLE, "fillcolor": fill, "color": border}
         if self.grad_range is None:
             return attributes
@@ -149,7 +202,9 @@ class _Drawing:
         return self.markers[layer]
 
     def add_node(self, scope, node, attributes, step):
-        self.lines_of(scope).append(f"{node} {_attrs(attributes)}")
+        self.cluster_of[node] = scope if self.cluster_scopes else ""
+        self.attributes[node] = attributes
+        self.lines_of(scope).append(node)
         if step[0] is not None:
             self.nodes_of_step.setdefault(step, []).append(node)
 
@@ -167,10 +222,17 @@ class _Drawing:
                     self.children[parent].append(path)
         return self.clusters[scope]
 
+    def node_line(self, node):
+        attributes = self.attributes[node]
+        if node in self.port_count:
+            attributes = {**attributes, "label": with_out_ports(
+                attributes["label"], self.port_count[node], self.rankdir)}
+        return f"{node} {_attrs(attributes)}"
+
     def cluster_lines(self):
         """Top-level nodes, then nested ``subgraph cluster_N`` blocks, written depth
         first with an explicit stack."""
-        lines = list(self.clusters[""])
+        lines = [self.node_line(node) for node in self.clusters[""]]
         stack = [(False, scope) for scope in reversed(self.children[""])]
         count = 0
         while stack:
@@ -183,41 +245,57 @@ class _Drawing:
             count += 1
             lines.append(f'{indent}\tlabel="{_escape(scope.rsplit("/", 1)[-1])}" '
                          f'{_attrs(CLUSTER_STYLE)[1:-1]}')
-            lines += [indent + "\t" + line for line in self.clusters[scope]]
+            lines += [indent + "\t" + self.node_line(node) for node in self.clusters[scope]]
             stack.append((True, scope))
             stack.extend((False, child) for child in reversed(self.children[scope]))
         return lines
 
     # -- edges ---------------------------------------------------------------------------
     def edge_counts(self, order):
-        """{(tail, head): uses}: each input into its op, each op into its output."""
+        """{(tail, head, port): uses}: each input into its op (into the input's own slot
+        when the order of the inputs matters), each op into its output."""
         position = {id(tensor): index for index, tensor in enumerate(order)}
+        markers = set(self.markers.values())
         counts = {}
         for index, tensor in enumerate(order):
             if tensor.op is None:
                 continue
             op_node = self.op_node_of[index]
-            pairs = [(self.node_of[position[id(t)]], op_node) for t in tensor.op.inputs]
-            pairs.append((op_node, self.node_of[index]))
-            for pair in pairs:
-                if pair[0] != pair[1]:  # edges among hidden steps vanish into the marker
-                    counts[pair] = counts.get(pair, 0) + 1
+            names = None if op_node in markers else operand_names(tensor.op)
+            inputs = [self.node_of[position[id(t)]] for t in tensor.op.inputs]
+            if names is None:
+                ports = [None] * len(inputs)
+            elif names[0]:  # order matters: each input its own slot
+                ports = [f"p{k}" for k in range(len(inputs))]
+            else:  # commutative: a tensor used twice (w * w) is one edge, labelled x2
+                ports = [f"p{inputs.index(node)}" for node in inputs]
+            edges = list(zip(inputs, [op_node] * len(inputs), ports))
+            edges.append((op_node, self.node_of[index], None))
+            for edge in edges:
+                if edge[0] != edge[1]:  # edges among hidden steps vanish into the marker
+                    counts[edge] = counts.get(edge, 0) + 1
         return counts
 
     def edge_lines(self, counts, parameter_nodes):
         """One line per distinct edge, labelled 'xN' when it stands for N uses. Edges
-        from a parameter take its colour, so a weight's fan-out stands out."""
+        from a parameter take its colour, so a weight's fan-out stands out. The count is
+        an external label, placed after the layout: a true edge label would double the
+        number of ranks dot has to lay out."""
         markers = set(self.markers.values())
         lines = []
-        for (tail, head), count in counts.items():
+        for (tail, head, port), count in counts.items():
             attributes = {}
             if count > 1:
-                attributes["label"] = f"x{count}"
+                attributes["xlabel"] = f"x{count}"
             if tail in parameter_nodes:
                 attributes["color"] = ROLES["parameter"][1]
             if tail in markers or head in markers:
                 attributes["style"] = "dashed"
-            lines.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))
+            source = f"{tail}:{self.tail_port[tail, head]}" if (
+                tail, head) in self.tail_port else tail
+            target = f"{head}:{port}" if port else head
+            lines.append(f"{source} -> {target}" +
+                         (f" {_attrs(attributes)}" if attributes else ""))
         return lines
 
     def step_order_lines(self, counts):
@@ -231,10 +309,11 @@ class _Drawing:
         next drawn step (no predecessor inside it) makes the order part of the ranking,
         which Graphviz always obeys.
         """
-        step_of = {node: step for step, nodes in self.nodes_of_step.items() for node in nodes}
+        step_of_node = {node: step for step, nodes in self.nodes_of_step.items()
+                        for node in nodes}
         has_inner_input, has_inner_output = set(), set()
-        for tail, head in counts:
-            if tail in step_of and step_of.get(head) == step_of[tail]:
+        for tail, head, _ in counts:
+            if tail in step_of_node and step_of_node.get(head) == step_of_node[tail]:
                 has_inner_output.add(tail)
                 has_inner_input.add(head)
         layers = {}
@@ -249,30 +328,57 @@ class _Drawing:
                 lines += [f"{tail} -> {head} [style=invis]" for tail in ends for head in starts]
         return lines
 
+    def sibling_order(self, counts, step_lines):
+        """Keep the users of a tensor in creation order, left to right, in every step.
 
-DEFAULT_RANKDIR = "LR"
+        Graphviz reorders nodes freely to reduce crossings; inside clusters it ignores
+        ``ordering=out`` and even the direction of edges within a rank, so the gates of
+        an LSTM came out f i g o in one step and o f i g in the next. What it does
+        respect is the order of the ports edges leave from: users of one tensor that sit
+        in the same cluster at the same depth (the four slices of z) get edges from
+        ports o0, o1, ... in creation order. Depth is the longest path from the sources,
+        so users at different depths (the concat and the multiply fed by a GRU's h) are
+        left alone.
+        """
+        edges = [(tail, head) for tail, head, _ in counts]
+        edges += [(line.split()[0], line.split()[2]) for line in step_lines]
+        rank = longest_path_ranks(self.cluster_of, edges)
+        users = {}  # (tensor node, cluster, rank) -> its users there, in creation order
+        for tail, head, _ in counts:
+            if tail.startswith("v"):
+                group = users.setdefault((tail, self.cluster_of[head], rank[head]), [])
+                if head not in group:
+                    group.append(head)
+        for (tail, _, _), heads in users.items():
+            if len(heads) > 1:
+                for head in heads:
+                    self.tail_port[tail, head] = f"o{self.port_count.get(tail, 0)}"
+                    self.port_count[tail] = self.port_count.get(tail, 0) + 1
 
 
 def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
          cluster_scopes=True, keep_steps=None, title=None):
     """The computation graph of everything ``root`` depends on, as a ``graphviz.Digraph``.
 
-    Tensors are records (name and shape; parameters by their dotted name such as
-    ``lstm.l0.weight``); ops are small boxes labelled with the op and its parameters
-    (``slice [:, 0:8]``). Tensor fills show the role: parameter, input (any other leaf
-    the graph reaches, constants included), output (``root``) or intermediate,
+    Tensors are boxes of fields (name and shape; parameters by their dotted name such
+    as ``lstm.l0.weight``); ops are small rounded boxes labelled with the op and its
+    parameters (``slice [:, 0:8]``). An op whose inputs cannot be swapped (subtract,
+    divide, power, matmul, concat ...) shows a slot per input, ``a`` and ``b`` or
+    ``0``, ``1`` ..., and each input's edge enters its slot: ``1 - z`` is drawn
+    differently from ``z - 1``. Tensor fills show the role: parameter, input (any other
+    leaf the graph reaches, constants included), output (``root``) or intermediate,
     explained by a legend. Each use of a tensor is one edge; repeated edges between the
     same two nodes are drawn once, labelled ``xN``. A leaf that needs no gradient appears
     only where a recorded op used it.
 
     Options:
-      show_shapes     put each tensor's shape in its record.
+      show_shapes     put each tensor's shape in its box.
       show_grads      fill tensors by log10 of their gradient norm instead (pale for the
                       smallest, dark red for the largest; the legend states the range)
                       and show the role by the border colour. Needs
                       ``root.backward(retain_grads=True)`` first, since plain
                       ``backward()`` frees intermediate gradients; ValueError otherwise.
-      rankdir         where the arrows point: "LR" (default), "TB", "BT" or "RL".
+      rankdir         where the arrows point: "TB" (default), "LR", "BT" or "RL".
       cluster_scopes  draw each ``mg.scope`` as a dashed, labelled box, nested as the
                       scopes are ('lstm/l0/t3': a layer box around step boxes). An op is
                       drawn in the box of the tensor it makes; tensors created at top
@@ -286,8 +392,9 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
       title           a caption at the top.
 
     The time steps of a layer follow one another in the direction of the arrows, in
-    time order. The DOT text (``.source``) is identical on every run for the same graph.
-    In Jupyter the returned Digraph displays inline; ``render`` writes it to a file.
+    time order, each laid out like the others. The DOT text (``.source``) is identical
+    on every run for the same graph. In Jupyter the returned Digraph displays inline;
+    ``render`` writes it to a file.
     """
     order = topological_order(root)
     norms, grad_range = {}, None
@@ -302,11 +409,13 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
 
     drawing = _Drawing(
         root, show_shapes=show_shapes, norms=norms, grad_range=grad_range,
-        separator="\n" if rankdir in ("LR", "RL") else " ", cluster_scopes=cluster_scopes,
+        rankdir=rankdir, cluster_scopes=cluster_scopes,
         hidden=_elided_steps((t.scope for t in order), keep_steps) if keep_steps else {})
     for index, tensor in enumerate(order):
         drawing.add(index, tensor)
     counts = drawing.edge_counts(order)
+    step_lines = drawing.step_order_lines(counts)
+    drawing.sibling_order(counts, step_lines)
     parameters = {drawing.node_of[i] for i, t in enumerate(order) if isinstance(t, Parameter)}
 
     body = [f'label="{_escape(title)}" labelloc="t" fontsize="16"'] if title else []
@@ -314,11 +423,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     body.append(f"legend [shape=plaintext fontsize=10 label={legend}]")
     body += drawing.cluster_lines()
     body += drawing.edge_lines(counts, parameters)
-    body += drawing.step_order_lines(counts)
-    return graphviz.Digraph(
-        name="minigrad", body=["\t" + line + "\n" for line in body],
-        graph_attr={"rankdir": rankdir, "nodesep": "0.12", "ranksep": "0.2",
-                    "fontname": "Helvetica"},
-        node_attr={"fontname": "Helvetica"}, edge_attr={"arrowsize": "0.6", "fontsize": "9"})
-
-
+    body += step_lines
+    return digraph("minigrad", body, graph_attr={"rankdir": rankdir, **LAYOUT},
+                   node_attr={"fontname": "Helvetica"},
+                   edge_attr={"arrowsize": "0.6", "fontsize": "9"})

@@ -1,4 +1,5 @@
-"""What every view of the graph shares: DOT escaping, styles, colours, the legend.
+"""What every view of the graph shares: DOT escaping, styles, colours, the legend, and the
+one place that imports the graphviz package.
 
 Each view (``ops_view``, ``steps_view``, ``rolled_view``) builds its DOT statements line by
 line from these pieces, so a tensor, an op, a cluster and a gradient colour look the same
@@ -6,7 +7,6 @@ in every picture.
 """
 import html
 import math
-import re
 
 import numpy as np
 
@@ -20,8 +20,14 @@ ROLES = {
     "intermediate": ("#f7f7f7", "#969696"),
 }
 OP_STYLE = {"shape": "box", "style": "rounded,filled", "fillcolor": "#eeeeee",
-            "color": "#bdbdbd", "fontsize": "9", "height": "0.2", "margin": "0.05,0.02"}
-TENSOR_STYLE = {"shape": "record", "style": "filled", "fontsize": "10", "height": "0.25"}
+            "color": "#bdbdbd", "fontsize": "9", "height": "0.2", "width": "0.3",
+            "margin": "0.05,0.02"}
+# A tensor is a box around an HTML-like table of its fields (name, shape, value, |grad|).
+# Not a "record": dot cannot lay out some edges between records ("flat edge between
+# adjacent nodes one of which has a record shape ... lost edge") and stops.
+TENSOR_STYLE = {"shape": "box", "style": "filled", "fontsize": "10", "height": "0.2",
+                "width": "0.3", "margin": "0"}
+PORT_FONT = '<font point-size="7" color="#737373">{}</font>'  # operand names a, b, 0, 1
 CLUSTER_STYLE = {"style": "dashed,rounded", "color": "#737373", "fontsize": "12",
                  "labeljust": "l"}
 ELIDED_STYLE = {"shape": "box", "style": "dashed,filled", "fillcolor": "#ffffff",
@@ -33,27 +39,94 @@ GRAD_SCALE = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a",
               "#e31a1c", "#bd0026", "#800026")
 MAX_DETAIL = 24  # op details longer than this ('[array, :, 0:8]' ...) are left out
 
+MISSING_GRAPHVIZ = ("drawing a graph needs the graphviz Python package, which is not "
+                    "installed: pip install graphviz (and Graphviz's dot program to render "
+                    "pictures: apt-get install graphviz, brew install graphviz or conda "
+                    "install graphviz)")
+
+
+def digraph(name, body, graph_attr, node_attr=None, edge_attr=None):
+    """A ``graphviz.Digraph`` of the DOT statements ``body`` (one per line).
+
+    The graphviz package is imported here, when a drawing is made, so that minigrad
+    itself imports without it; ImportError saying how to install it otherwise.
+    """
+    try:
+        import graphviz
+    except ImportError:
+        raise ImportError(MISSING_GRAPHVIZ) from None
+    return graphviz.Digraph(name=name, body=["\t" + line + "\n" for line in body],
+                            graph_attr=graph_attr, node_attr=node_attr or {},
+                            edge_attr=edge_attr or {})
+
 
 # -- escaping -----------------------------------------------------------------------------
 # Inside a quoted DOT string only \" is an escape of the DOT lexer; Graphviz then reads
-# \n, \l, \r as line breaks and \\ as one backslash. Record labels are parsed once more
-# first: { } | < > split fields and ports unless written \{ \} \| \< \>.
+# \n, \l, \r as line breaks and \\ as one backslash, and decodes HTML entities: "&amp;"
+# is drawn as "&", so a literal & must be written &amp;. HTML-like labels <...> are
+# XML-like text: & < > " escaped as entities, line breaks as <br/>.
+
+class HTML(str):
+    """An HTML-like label: written as ``<...>``, not as a quoted string."""
+
 
 def _escape(text):
     """``text`` as the inside of a quoted DOT label that shows exactly ``text``."""
-    return (str(text).replace("\\", "\\\\").replace('"', '\\"')
+    return (str(text).replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
             .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
 
 
-def _escape_record(text):
-    """Like ``_escape`` for one field of a record label: also protect { } | < >.
-    (Runs of spaces still collapse to one there.)"""
-    return re.sub(r"([{}|<>])", r"\\\1", _escape(text))
+def _html(text):
+    """``text`` as the inside of an HTML-like label: entities, and <br/> for newlines.
+    (Runs of spaces collapse to one there, as in HTML.)"""
+    lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "<br/>".join(html.escape(line) for line in lines)
 
 
 def _attrs(attributes):
-    """``[key="value" ...]``; values are already escaped (labels) or plain words."""
-    return "[" + " ".join(f'{key}="{value}"' for key, value in attributes.items()) + "]"
+    """``[key="value" ...]``; values are already escaped (labels) or plain words; an
+    ``HTML`` value is written between angle brackets."""
+    return "[" + " ".join(f"{key}=<{value}>" if isinstance(value, HTML) else
+                          f'{key}="{value}"' for key, value in attributes.items()) + "]"
+
+
+def html_table(cells, across, rules=True, cellpadding=2):
+    """An HTML-like table of ``cells`` (each the inside of a <td>, or (inside, port)),
+    side by side when ``across``, one above the other otherwise, with thin rules
+    between them when ``rules``."""
+    tds = [f'<td port="{c[1]}">{c[0]}</td>' if isinstance(c, tuple) else f"<td>{c}</td>"
+           for c in cells]
+    rows = "<tr>" + "".join(tds) + "</tr>" if across else "".join(
+        f"<tr>{td}</tr>" for td in tds)
+    rule = (' columns="*"' if across else ' rows="*"') if rules else ""
+    return HTML(f'<table border="0" cellborder="0" cellspacing="0" '
+                f'cellpadding="{cellpadding}"{rule}>{rows}</table>')
+
+
+def with_out_ports(table, count, rankdir):
+    """``table`` with ``count`` tiny ports o0, o1, ... in a row (a column for LR and RL)
+    on the side the edges leave from, in order.
+
+    An edge that leaves from a port is ordered by the port's position when Graphviz
+    reduces crossings, even inside a cluster, where it ignores ``ordering=out`` and the
+    order of invisible edges within a rank: this is what keeps the users of a tensor in
+    creation order.
+    """
+    if count == 0:
+        return table
+    ports = [f'<td port="o{k}" width="3" height="1" fixedsize="true"></td>'
+             for k in range(count)]
+    across = rankdir in ("TB", "BT")
+    strip = ("<tr>" + "".join(ports) + "</tr>" if across else
+             "".join(f"<tr>{port}</tr>" for port in ports))
+    strip = f'<table border="0" cellborder="0" cellspacing="0" cellpadding="0">{strip}</table>'
+    inner = f"<td>{table}</td>"
+    rows = {"TB": f"<tr>{inner}</tr><tr><td>{strip}</td></tr>",
+            "BT": f"<tr><td>{strip}</td></tr><tr>{inner}</tr>",
+            "LR": f"<tr>{inner}<td>{strip}</td></tr>",
+            "RL": f"<tr><td>{strip}</td>{inner}</tr>"}[rankdir]
+    return HTML(f'<table border="0" cellborder="0" cellspacing="0" cellpadding="0">{rows}'
+                "</table>")
 
 
 # -- colours ------------------------------------------------------------------------------
@@ -120,3 +193,31 @@ def _legend(roles, grad_range, has_no_grad, has_elided):
             '<tr><td colspan="2"><b>legend</b></td></tr>' + "".join(rows) + "</table>>")
 
 
+
+
+# -- ranks --------------------------------------------------------------------------------
+
+def longest_path_ranks(nodes, edges):
+    """{node: length of the longest path reaching it}, dot's first guess of its rank.
+
+    Kahn's algorithm over ``edges`` ((tail, head) pairs), without recursion. Nodes on a
+    cycle (a back-edge of a rolled view) are ranked after everything that reaches them,
+    their own cycle ignored.
+    """
+    rank = dict.fromkeys(nodes, 0)
+    heads, waiting = {}, dict.fromkeys(nodes, 0)
+    for tail, head in edges:
+        rank.setdefault(tail, 0)
+        rank.setdefault(head, 0)
+        waiting[head] = waiting.get(head, 0) + 1
+        waiting.setdefault(tail, 0)
+        heads.setdefault(tail, []).append(head)
+    ready = [node for node, count in waiting.items() if count == 0]
+    while ready:
+        tail = ready.pop()
+        for head in heads.get(tail, ()):
+            rank[head] = max(rank[head], rank[tail] + 1)
+            waiting[head] -= 1
+            if waiting[head] == 0:
+                ready.append(head)
+    return rank
