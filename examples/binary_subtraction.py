@@ -24,39 +24,63 @@ TASK, BITS, TEST_PAIRS = "subtraction", 4, 2000
 TRAINING = ("cell", "hidden", "steps", "batch_size", "lr", "loss_target", "state_noise")
 
 
-def parse_args(argv=None):
-    parser = lesson.Parser("binary_subtraction.py", f"Train a recurrent network on binary {TASK}, "
-                           "least-significant bit first, to exact match on held-out pairs.")
-    add, bits = parser.add_argument, lesson.bounded_int(1, MAX_BITS)
-    add("--bits", type=bits, default=BITS, help=f"length of the numbers (default {BITS})")
-    add("--cell", choices=CELLS, default="lstm", help="the recurrent network (default lstm)")
-    add("--hidden", type=lesson.positive_int, default=16, help="hidden size (default 16)")
-    add("--steps", type=lesson.positive_int, default=3000,
-        help="at most this many training steps; it usually stops far earlier (default 3000)")
-    add("--batch-size", type=lesson.positive_int, default=64, help="pairs per step (default 64)")
-    add("--lr", type=lesson.positive_float, default=1e-2, help="Adam's learning rate (0.01)")
-    add("--loss-target", type=lesson.positive_float, default=0.05,
-        help="stop once every held-out pair is right AND the smoothed loss is below this")
-    add("--state-noise", type=lesson.nonnegative_float, default=0.3,
-        help="std of the random initial state in training (default 0.3; 0: zeros)")
-    add("--test-bits", type=bits, help=f"also test on {TEST_PAIRS:,} random pairs this long")
-    add("--load", metavar="PATH", help="evaluate the model saved at PATH; no training")
-    lesson.add_output_flags(parser, out=os.path.join("runs", TASK))
-    args = parser.parse_args(argv)
-    args.weights = os.path.join(args.out, "model.npz")
-    args.config = dict(task=TASK, bits=args.bits, seed=args.seed, cell=args.cell,
-                       hidden_size=args.hidden, **{k: getattr(args, k) for k in TRAINING[2:]})
-    if args.load:  # the checkpoint fixes the model and its data: these flags could only lie
-        parser.reject(args, TRAINING + ("bits", "seed", "out"),
-                      "with --load: the saved model fixes them (--test-bits tests other lengths)")
-        try:
-            args.model, saved = load_model(args.load, TASK)
-        except ValueError as err:
-            parser.error(str(err))
-        args.bits, args.seed, args.split = saved["bits"], saved["seed"], saved.get("split")
-    else:  # replace only a model that these very flags made
-        parser.refuse_overwrite(args.weights, args.config, lambda p: read_config(mg.load(p)))
-    return args
+def main(argv=None):
+    args = parse_args(argv)
+    mg.keep_freed_memory()  # a training loop frees and reallocates its graph every step
+    # 1. The data: 2,000 pairs held out for evaluation (if there are enough), the rest to train.
+    rng = streams(args.seed)  # one generator each for the split, weights, batches, long test
+    split = make_split(TASK, args.bits, TEST_PAIRS, rng["split"])
+    if args.load and args.split != split.fingerprint:
+        split.held_out = False  # the checkpoint does not confirm which pairs it held out
+    print(f"binary {TASK} of {args.bits}-bit numbers, least-significant bit first (seed "
+          f"{args.seed})\nevaluation pairs: {split.description}")
+    # 2. The model, and 3. its training (see ``train`` below), unless --load gives one.
+    if args.load:
+        model, history, seconds = args.model, lesson.History(), 0.0
+        print(f"loaded {args.load} ({model.cell}, hidden size {model.hidden_size}); no training")
+    else:
+        model = ArithmeticModel(args.hidden, cell=args.cell, rng=rng["init"])
+        start = time.perf_counter()
+        history = train(model, split, args, rng["batches"])
+        seconds = time.perf_counter() - start
+        done = bool(history.evals) and history.evals[-1][1] == 1.0
+        why = (f"every evaluation pair right, smoothed loss {history.smoothed[-1]:.4g}" if done
+               else f"stopped at --steps {args.steps} before every evaluation pair was right")
+        print(f"trained {len(history)} steps in {seconds:.2f} s ({why})")
+
+    # 4. Evaluation: exact match on pairs never trained on, and on longer numbers.
+    which = "the held-out pairs" if split.held_out else f"{len(split.test_a):,} pairs"
+    test_accuracy, examples = evaluate(model, split.test_a, split.test_b, args.bits, which)
+    record = dict(task=TASK, bits=args.bits, seed=args.seed, cell=model.cell,
+                  train_steps=len(history), seconds=round(seconds, 4), held_out=split.held_out,
+                  test_accuracy=test_accuracy, test_pairs=len(split.test_a))
+    if args.test_bits:  # does the learned rule work on longer numbers than it has seen?
+        a, b = sample_pairs(TASK, args.test_bits, TEST_PAIRS, rng["long"])
+        what = f"random {args.test_bits}-bit pairs (trained on {args.bits} bits)"
+        record["long_test_accuracy"], more = evaluate(model, a, b, args.test_bits, what)
+        record["test_bits"], examples = args.test_bits, examples + more[:1]
+    print("\nworked examples (most-significant bit first):\n" + "\n\n".join(examples) + "\n")
+
+    # 5. The weights (with what rebuilds the split), the plot and the JSON record.
+    if args.load:
+        record["loaded_from"] = args.load
+    else:
+        os.makedirs(args.out, exist_ok=True)
+        settings = {k: v for k, v in args.config.items() if k not in record}
+        mg.save(checkpoint(model, TASK, args.bits, args.seed, split=split.fingerprint,
+                           **settings), args.weights)
+        plot = history.plot(os.path.join(args.out, "training.png"), f"binary {TASK}, "
+                            f"{args.bits} bits, {args.cell} hidden {args.hidden}, seed {args.seed}",
+                            loss_target=args.loss_target, loss_label="binary cross-entropy",
+                            accuracy_axis="exact match (all bits right)",
+                            eval_label="held-out pairs" if split.held_out else "all pairs")
+        print(f"plot:    {plot or 'skipped (matplotlib is not installed)'}\n"
+              f"weights: {args.weights}  (evaluate it again with --load {args.weights})")
+        record.update(settings, converged=done, final_loss=history.smoothed[-1], plot=plot,
+                      weights=args.weights)
+    if lesson.write_json(args.json, record) not in (None, "-"):
+        print(f"results: {args.json}")
+    return 0
 
 
 def train(model, split, args, rng):
@@ -100,59 +124,41 @@ def evaluate(model, a, b, bits, what):
     return right / len(a), worked_examples(TASK, a, b, predicted, bits)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    mg.keep_freed_memory()  # a training loop frees and reallocates its graph every step
-    rng = streams(args.seed)
-    split = make_split(TASK, args.bits, TEST_PAIRS, rng["split"])
-    if args.load and args.split != split.fingerprint:
-        split.held_out = False  # the checkpoint does not confirm which pairs it held out
-    print(f"binary {TASK} of {args.bits}-bit numbers, least-significant bit first (seed "
-          f"{args.seed})\nevaluation pairs: {split.description}")
-    if args.load:
-        model, history, seconds = args.model, lesson.History(), 0.0
-        print(f"loaded {args.load} ({model.cell}, hidden size {model.hidden_size}); no training")
-    else:
-        model = ArithmeticModel(args.hidden, cell=args.cell, rng=rng["init"])
-        start = time.perf_counter()
-        history = train(model, split, args, rng["batches"])
-        seconds = time.perf_counter() - start
-        done = bool(history.evals) and history.evals[-1][1] == 1.0
-        why = (f"every evaluation pair right, smoothed loss {history.smoothed[-1]:.4g}" if done
-               else f"stopped at --steps {args.steps} before every evaluation pair was right")
-        print(f"trained {len(history)} steps in {seconds:.2f} s ({why})")
+# -- the command line ------------------------------------------------------------------
 
-    which = "the held-out pairs" if split.held_out else f"{len(split.test_a):,} pairs"
-    test_accuracy, examples = evaluate(model, split.test_a, split.test_b, args.bits, which)
-    record = dict(task=TASK, bits=args.bits, seed=args.seed, cell=model.cell,
-                  train_steps=len(history), seconds=round(seconds, 4), held_out=split.held_out,
-                  test_accuracy=test_accuracy, test_pairs=len(split.test_a))
-    if args.test_bits:  # does the learned rule work on longer numbers than it has seen?
-        a, b = sample_pairs(TASK, args.test_bits, TEST_PAIRS, rng["long"])
-        what = f"random {args.test_bits}-bit pairs (trained on {args.bits} bits)"
-        record["long_test_accuracy"], more = evaluate(model, a, b, args.test_bits, what)
-        record["test_bits"], examples = args.test_bits, examples + more[:1]
-    print("\nworked examples (most-significant bit first):\n" + "\n\n".join(examples) + "\n")
-
-    if args.load:
-        record["loaded_from"] = args.load
-    else:
-        os.makedirs(args.out, exist_ok=True)
-        settings = {k: v for k, v in args.config.items() if k not in record}
-        mg.save(checkpoint(model, TASK, args.bits, args.seed, split=split.fingerprint,
-                           **settings), args.weights)
-        plot = history.plot(os.path.join(args.out, "training.png"), f"binary {TASK}, "
-                            f"{args.bits} bits, {args.cell} hidden {args.hidden}, seed {args.seed}",
-                            loss_target=args.loss_target, loss_label="binary cross-entropy",
-                            accuracy_axis="exact match (all bits right)",
-                            eval_label="held-out pairs" if split.held_out else "all pairs")
-        print(f"plot:    {plot or 'skipped (matplotlib is not installed)'}\n"
-              f"weights: {args.weights}  (evaluate it again with --load {args.weights})")
-        record.update(settings, converged=done, final_loss=history.smoothed[-1], plot=plot,
-                      weights=args.weights)
-    if lesson.write_json(args.json, record) not in (None, "-"):
-        print(f"results: {args.json}")
-    return 0
+def parse_args(argv=None):
+    parser = lesson.Parser(f"binary_{TASK}.py", f"Train a recurrent network on binary {TASK}, "
+                           "least-significant bit first, to exact match on held-out pairs.")
+    add, bits = parser.add_argument, lesson.bounded_int(1, MAX_BITS)
+    add("--bits", type=bits, default=BITS, help=f"length of the numbers (default {BITS})")
+    add("--cell", choices=CELLS, default="lstm", help="the recurrent network (default lstm)")
+    add("--hidden", type=lesson.positive_int, default=16, help="hidden size (default 16)")
+    add("--steps", type=lesson.positive_int, default=3000,
+        help="at most this many training steps; it usually stops far earlier (default 3000)")
+    add("--batch-size", type=lesson.positive_int, default=64, help="pairs per step (default 64)")
+    add("--lr", type=lesson.positive_float, default=1e-2, help="Adam's learning rate (0.01)")
+    add("--loss-target", type=lesson.positive_float, default=0.05,
+        help="stop once every held-out pair is right AND the smoothed loss is below this")
+    add("--state-noise", type=lesson.nonnegative_float, default=0.3,
+        help="std of the random initial state in training (default 0.3; 0: zeros)")
+    add("--test-bits", type=bits, help=f"also test on {TEST_PAIRS:,} random pairs this long")
+    add("--load", metavar="PATH", help="evaluate the model saved at PATH; no training")
+    lesson.add_output_flags(parser, out=os.path.join("runs", TASK))
+    args = parser.parse_args(argv)
+    args.weights = os.path.join(args.out, "model.npz")
+    args.config = dict(task=TASK, bits=args.bits, seed=args.seed, cell=args.cell,
+                       hidden_size=args.hidden, **{k: getattr(args, k) for k in TRAINING[2:]})
+    if args.load:  # the checkpoint fixes the model and its data: these flags could only lie
+        parser.reject(args, TRAINING + ("bits", "seed", "out"),
+                      "with --load: the saved model fixes them (--test-bits tests other lengths)")
+        try:
+            args.model, saved = load_model(args.load, TASK)
+        except ValueError as err:
+            parser.error(str(err))
+        args.bits, args.seed, args.split = saved["bits"], saved["seed"], saved.get("split")
+    else:  # replace only a model that these very flags made
+        parser.refuse_overwrite(args.weights, args.config, lambda p: read_config(mg.load(p)))
+    return args
 
 
 if __name__ == "__main__":
