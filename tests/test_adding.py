@@ -1,4 +1,10 @@
-"""The adding-problem data (models/adding.py) and a tiny training run that beats its baseline."""
+"""The adding-problem data (models/adding.py), a tiny training run that beats its
+baseline, and the two example scripts built on it."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -95,3 +101,98 @@ def test_a_short_training_run_beats_the_baseline(kind):
         mg.optim.clip_grad_norm(params, 1.0)
         optimizer.step()
     assert test_mse() < 0.1 * BASELINE_MSE
+
+
+# -- the example scripts, run as a user runs them -------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(script, *flags):
+    return subprocess.run([sys.executable, str(ROOT / "examples" / script), *map(str, flags)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def adding_run(tmp_path_factory):
+    """A short GRU run on T = 8: far from trained, but every output is made."""
+    out = tmp_path_factory.mktemp("adding")
+    flags = ["--model", "gru", "--length", 8, "--hidden", 4, "--steps", 30, "--out",
+             out / "run", "--json", out / "result.json", "--quiet"]
+    done = run("adding_problem.py", *flags)
+    assert done.returncode == 0, done.stderr
+    return out, flags, done, json.loads((out / "result.json").read_text())
+
+
+def test_adding_example_json_and_files(adding_run):
+    out, _, done, record = adding_run
+    assert {"task", "model", "length", "seed", "train_steps", "sequences", "seconds",
+            "test_mse", "test_accuracy"} <= set(record)
+    assert (record["task"], record["model"], record["length"], record["seed"]) == \
+        ("adding", "gru", 8, 0)
+    assert record["train_steps"] == 30 and record["sequences"] == 30 * 32
+    assert record["converged"] is False and record["test_sequences"] == 2560
+    assert 0 <= record["test_accuracy"] <= 1 and record["test_mse"] > 0
+    assert "forget_bias" not in record  # an LSTM setting
+    assert "1/6 = 0.1667" in done.stdout and "1997 paper: 74,000" in done.stdout
+    weights = out / "run" / "gru-T8-seed0.npz"
+    assert record["weights"] == str(weights) and weights.is_file()
+    assert (out / "run" / "gru-T8-seed0.png").is_file()
+    # The saved weights are the trained model's: they reproduce its test MSE.
+    state = mg.load(weights)
+    model = models.GRU(2, 4)
+    model.load_state_dict({k[len("rnn."):]: v for k, v in state.items()
+                           if k.startswith("rnn.")})
+    head = mg.nn.Linear(4, 1)
+    head.load_state_dict({k[len("head."):]: v for k, v in state.items()
+                          if k.startswith("head.")})
+    x, y = sample(2560, 8, np.random.default_rng(8))  # the example's test set
+    with mg.no_grad():
+        answer = head(model(x)[0][:, -1]).data
+    assert float(np.mean((answer - y) ** 2)) == pytest.approx(record["test_mse"], rel=1e-12)
+
+
+def test_adding_example_never_overwrites_another_configuration(adding_run):
+    out, flags, _, _ = adding_run
+    weights = out / "run" / "gru-T8-seed0.npz"
+    before = weights.read_bytes()
+    changed = [str(f) for f in flags]
+    changed[changed.index("--hidden") + 1] = "5"
+    done = run("adding_problem.py", *changed)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"adding_problem.py: error: {weights} holds a model of another "
+                           f"configuration (hidden 4, not 5): choose another --out, or "
+                           f"delete the file to replace it\n")
+    assert weights.read_bytes() == before
+    # The same configuration again may replace its own file.
+    assert run("adding_problem.py", *flags).returncode == 0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "gru", "--forget-bias", "2"],
+     "--forget-bias cannot be used with --model gru (LSTM only)"),
+    (["--length", "1"], "argument --length: must be in 2..100000, got 1"),
+    (["--target", "1.5"], "--target must be at most 1, got 1.5"),
+])
+def test_adding_example_rejects_bad_flags_in_one_line(flags, message):
+    done = run("adding_problem.py", *flags, "--quiet")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"adding_problem.py: error: {message}\n"
+
+
+def test_gradient_flow_example(tmp_path):
+    done = run("gradient_flow.py", "--length", 6, "--hidden", 3, "--train-steps", 4,
+               "--out", tmp_path, "--json", "-", "--quiet")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert (record["task"], record["length"], record["train_steps"]) == ("gradient_flow", 6, 4)
+    assert set(record["models"]) == {"RNN (tanh)", "GRU", "LSTM", "LSTM, forget_bias=1"}
+    for label, entry in record["models"].items():
+        for stage in ("init", "trained"):
+            assert set(entry[stage]) == ({"h", "c"} if "LSTM" in label else {"h"}), label
+            norms = np.array(entry[stage]["h"])
+            assert norms.shape == (6,) and np.all(norms > 0), label
+            assert entry[f"orders_lost_{stage}"] == pytest.approx(
+                np.log10(norms[-1] / norms[0])), label
+    assert "orders of magnitude lost" in done.stderr  # the text goes to stderr with --json -
+    assert (tmp_path / "gradient_flow.png").is_file()

@@ -1,0 +1,97 @@
+"""Train the adding-problem example over several seeds and models, and tabulate them.
+
+Each run is a separate process running ``examples/adding_problem.py`` exactly as a user
+would (``--model M --length T --seed S --json PATH --quiet``); the example writes the
+figures, this script only collects them: training steps, sequences seen (the 1997 paper
+needed 74,000 at T = 100), training seconds, test MSE against the 1/6 baseline and the
+fraction of the 2,560 test sequences answered within 0.04.
+
+    python benchmarks/adding.py [--models lstm gru rnn] [--lengths 100] [--seeds 0 1 2]
+                                [--json PATH] [-- extra example flags]
+
+e.g. ``python benchmarks/adding.py --models lstm --lengths 200`` for the longer task, or
+``... -- --steps 1000`` to cap every run.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, machine, machine_line, table, write_json
+
+PAPER_SEQUENCES = 74_000
+
+
+def run_example(model, length, seed, extra, workdir):
+    """Run one training; returns the example's JSON record, plus its wall time."""
+    name = f"{model}-T{length}-seed{seed}"
+    out = Path(workdir) / f"{name}.json"
+    command = [sys.executable, str(ROOT / "examples" / "adding_problem.py"), "--model", model,
+               "--length", str(length), "--seed", str(seed), "--json", str(out), "--quiet",
+               "--out", str(Path(workdir) / name)]
+    start = time.perf_counter()
+    done = subprocess.run(command + extra, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command + extra)} failed ({done.returncode}):\n"
+                           f"{done.stderr[-2000:]}")
+    record = json.loads(out.read_text())
+    # Paths into the temporary directory mean nothing once it is gone.
+    record = {k: v for k, v in record.items()
+              if not (isinstance(v, str) and v.startswith(str(workdir)))}
+    record["wall_seconds"] = wall
+    return record
+
+
+def summary_row(label, records, key, fmt):
+    values = [r[key] for r in records]
+    return [label] + [fmt(v) for v in values] + [fmt(statistics.median(values))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", choices=("lstm", "gru", "rnn"),
+                        default=["lstm", "gru", "rnn"])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[100])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("extra", nargs="*", help="flags passed on to every example, after --")
+    args = parser.parse_args()
+
+    info = machine()
+    print(machine_line(info))
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for length in args.lengths:
+            for model in args.models:
+                key = f"{model} T={length}"
+                results[key] = []
+                for seed in args.seeds:
+                    record = run_example(model, length, seed, args.extra, workdir)
+                    results[key].append(record)
+                    print(f"  {key} seed {seed}: {record['train_steps']:,} steps, "
+                          f"{record['sequences']:,} sequences, {record['seconds']:.1f} s, "
+                          f"test MSE {record['test_mse']:.4f}, within 0.04 "
+                          f"{record['test_accuracy']:.2%}", flush=True)
+
+    for key, records in results.items():
+        print(f"\n{key} (baseline MSE {records[0]['baseline_mse']:.4f}; the 1997 paper: "
+              f"{PAPER_SEQUENCES:,} sequences at T = 100)")
+        rows = [summary_row("train steps", records, "train_steps", lambda v: f"{v:,.0f}"),
+                summary_row("sequences", records, "sequences", lambda v: f"{v:,.0f}"),
+                summary_row("seconds", records, "seconds", lambda v: f"{v:.1f}"),
+                summary_row("test MSE", records, "test_mse", lambda v: f"{v:.4f}"),
+                summary_row("within 0.04", records, "test_accuracy", lambda v: f"{v:.2%}"),
+                ["converged"] + ["yes" if r["converged"] else "no" for r in records]
+                + [f"{sum(r['converged'] for r in records)}/{len(records)}"]]
+        print(table([""] + [f"seed {r['seed']}" for r in records] + ["median"], rows))
+    write_json(args.json, {"benchmark": "adding", "machine": info, "seeds": args.seeds,
+                           "extra_flags": args.extra, "results": results})
+
+
+if __name__ == "__main__":
+    main()
