@@ -94,7 +94,7 @@ def main(argv=None):
         print(f"wrote {mg.viz.explore(loss, args.html, title=title)} "
               f"({os.path.getsize(args.html):,} bytes)")
         if args.gif:
-            short = title.split(":")[0] + ": the gradient flows back, one step at a time"
+            short = title.split(",")[0] + ": the gradient flows back one step at a time"
             print(f"wrote {mg.viz.animate(loss, args.gif, title=short)} "
                   f"({os.path.getsize(args.gif):,} bytes)")
     except RuntimeError as err:  # Graphviz or Pillow missing: the message says what to do

@@ -31,15 +31,10 @@ def unbroadcast(grad, shape):
 
 
 def _stable_sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow: x is first clipped where exp(-x) would exceed
-    the dtype's range (there the result is 0 to within the smallest normal float).
+    """1 / (1 + exp(-x)): where exp(-x) overflows to inf the result is exactly 0, its limit
+    (ops run with numpy's overflow warnings off, see ``Op.__call__``).
     (Plain expressions: at small sizes numpy's ``out=`` keyword costs more than it saves.)"""
-    return 1 / (1 + np.exp(-np.maximum(x, _EXP_SAFE_MIN.get(x.dtype.type, -708.0))))
-
-
-# exp(-x) stays finite for x above these (log of the largest float, rounded down);
-# -708 also suits any wider float.
-_EXP_SAFE_MIN = {np.float64: -708.0, np.float32: -88.0, np.float16: -11.0}
+    return 1 / (1 + np.exp(-x))
 
 
 class Op:
@@ -60,9 +55,20 @@ class Op:
         cls.label = cls.__name__.lower()
 
     def __call__(self, *inputs):
+        # One and two inputs spelled out: on Python 3.11 a comprehension costs more than
+        # all the rest of this method.
+        if len(inputs) == 1:
+            a, = inputs
+            arrays, needs = (a.data,), (a.requires_grad,)
+        elif len(inputs) == 2:
+            a, b = inputs
+            arrays, needs = (a.data, b.data), (a.requires_grad, b.requires_grad)
+        else:
+            arrays = [t.data for t in inputs]
+            needs = tuple([t.requires_grad for t in inputs])
         token = ignore_numpy_errors()  # inf and NaN come back silently, as in PyTorch
         try:
-            out = self.forward(*[t.data for t in inputs])
+            out = self.forward(*arrays)
         except ValueError as err:
             shapes = " and ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{self.label}: incompatible shapes {shapes}: {err}") from None
@@ -73,15 +79,10 @@ class Op:
         settings = _local.settings
         if settings.detect_anomaly:
             check_forward(self, out, inputs, settings.scope)
-        if settings.grad_enabled:
-            count = len(inputs)  # spelled out: a comprehension costs more than the rest
-            needs = ((inputs[0].requires_grad,) if count == 1 else
-                     (inputs[0].requires_grad, inputs[1].requires_grad) if count == 2 else
-                     tuple([t.requires_grad for t in inputs]))
-            if True in needs:
-                self.inputs = inputs
-                self.needs_input_grad = needs
-                return Tensor._from_op(out, self, settings.scope)
+        if settings.grad_enabled and True in needs:
+            self.inputs = inputs
+            self.needs_input_grad = needs
+            return Tensor._from_op(out, self, settings.scope)
         return Tensor._from_op(out, None, settings.scope)
 
     def release(self):
@@ -446,10 +447,10 @@ class Slice(Op):
 
     def __init__(self, index):
         index = index if type(index) is tuple else (index,)
-        if any(isinstance(i, Tensor) for i in index):
+        self.basic = _is_basic_index(index)
+        if not self.basic and any(isinstance(i, Tensor) for i in index):
             raise IndexError("a Tensor cannot index: tensors hold floats; index with an "
                              "integer or boolean numpy array (t.data.astype(int) if meant)")
-        self.basic = _is_basic_index(index)
         self.index = index
 
     def forward(self, a):

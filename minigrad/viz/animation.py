@@ -27,7 +27,7 @@ FONT = "DejaVuSans.ttf"
 CURRENT = "#d50000"
 
 
-def animate(root, path, *, view="steps", parameter=None, title=None, frame_ms=900):
+def animate(root, path, *, view="steps", parameter=None, title=None, frame_ms=700):
     """Write a GIF of the backward sweep from ``root`` (a one-element loss) to ``path``.
 
     view       the drawing to animate: "steps" (default) or any other of ``mg.viz.VIEWS``.
@@ -153,9 +153,11 @@ def _frame_drawing(drawing, data, maps, k):
         current = maps["op"][i] or maps["tensor"][i]
         if current is not None:
             lines.append(f'\t{current} [color="{CURRENT}" penwidth="4"]\n')
-    frame = drawing.copy()  # without the drawing's legend: the frame has its own
-    frame.body = [line for line in drawing.body if not line.lstrip().startswith("legend ")]
-    frame.body += lines
+    # The frame has a legend of its own: the drawing's shrinks to an invisible point
+    # (other statements, such as a rank, may still name it).
+    lines.append('\tlegend [label="" shape="point" style="invis" width="0" height="0"]\n')
+    frame = drawing.copy()
+    frame.body = list(drawing.body) + lines
     frame.graph_attr["dpi"] = "96"
     return frame
 
@@ -192,8 +194,8 @@ def _frame(picture, data, shown, k, caption, title):
     if picture.width > WIDTH - 20:
         scale = (WIDTH - 20) / picture.width
         picture = picture.resize((WIDTH - 20, round(picture.height * scale)), Image.LANCZOS)
-    head, bars = 58 if title else 34, 150 if shown is not None else 0
-    frame = Image.new("RGB", (WIDTH, head + picture.height + bars + 8), "#ffffff")
+    head, bars, foot = 58 if title else 34, 150 if shown is not None else 0, 26
+    frame = Image.new("RGB", (WIDTH, head + picture.height + bars + foot), "#ffffff")
     draw = ImageDraw.Draw(frame)
     y = 6
     if title:
@@ -202,7 +204,7 @@ def _frame(picture, data, shown, k, caption, title):
     step = f"sweep step {k + 1} of {len(data['sweep'])}" if k >= 0 else "sweep step 0"
     draw.text((WIDTH - 10, 8), step, fill="#666666", font=_font(13), anchor="ra")
     draw.text((10, y), caption, fill=CURRENT if k >= 0 else "#222222", font=_font(15))
-    _ramp(draw, data["range"], WIDTH - 10, y + 2)
+    _ramp(draw, data["range"], WIDTH - 10, frame.height - foot + 6)
     frame.paste(picture, ((WIDTH - picture.width) // 2, head))
     if shown is not None:
         _bars(draw, data, shown, k, head + picture.height + 4)
@@ -213,7 +215,7 @@ def _ramp(draw, grad_range, right, top):
     """The fill scale, right-aligned at ``right``: what the colours of the steps mean."""
     font = _font(12)
     low, high = grad_range
-    text = f"largest |grad| in a step: 1e{low:.1f}"
+    text = f"fill: the largest |grad| in a step, from 1e{low:.1f}"
     end = f"1e{high:.1f}"
     x = right - draw.textlength(end, font=font)
     draw.text((x, top), end, fill="#444444", font=font)
