@@ -209,9 +209,9 @@ def test_steps_view_of_a_two_layer_lstm():
         for name in ("h", "c"):
             along = [(step_of[a][1], label) for a, b, label in found
                      if step_of.get(a, (None,))[0] == layer and
-                     step_of.get(b, (None,))[0] == layer and label.split("\n")[0] == name]
+                     step_of.get(b, (None,))[0] == layer and label.split()[0] == name]
             assert [t for t, _ in along] == list(range(T - 1))
-            assert [label.split("\n")[1] for _, label in along] == [
+            assert [label.split()[1] for _, label in along] == [  # "h 0.012" in TB
                 f"{v:.2g}" for v in norms[f"{layer}/{name}"][:-1]]
     up = [(step_of[a], step_of[b]) for a, b, label in found if a in step_of and b in step_of
           and step_of[a][0] != step_of[b][0]]

@@ -240,8 +240,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     rows = [(ROLES[r][1 if show_grads else 0], r + (" (border)" if show_grads else ""))
             for r in ROLES if r in roles]
     rows.append(("#ffffff", "dashed box: steps drawn once"))
-    legend = scale_legend("log10 |grad| (fill)", grad_range, rows, has_no_grad,
-                          per_row=2 if rankdir in ("TB", "BT") else 1)
+    legend = scale_legend("log10 |grad| (fill)", grad_range, rows, has_no_grad)
     body.append(f"legend [shape=plaintext fontsize=10 label={legend}]")
     meaning["legend"] = {"kind": "legend"}
     body += outside

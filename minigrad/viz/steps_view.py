@@ -116,9 +116,9 @@ def shape_text(shape):
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def scale_legend(title, grad_range, rows=(), has_no_grad=False, per_row=1):
+def scale_legend(title, grad_range, rows=(), has_no_grad=False, per_row=2):
     """An HTML-like legend: ``rows`` of (fill, text), then the gradient scale if any,
-    ``per_row`` entries to a line (2 keeps it short in drawings that grow down)."""
+    ``per_row`` entries to a line (2: a legend no taller than a few nodes)."""
 
     def entry(swatch, text):
         return f'<td {swatch} width="16"> </td><td align="left">{html.escape(text)}</td>'
@@ -217,7 +217,9 @@ def _parameters(structure, steps):
 class _Drawing:
     def __init__(self, structure, *, show_shapes, show_grads, rankdir, keep_steps):
         self.structure, self.show_shapes, self.show_grads = structure, show_shapes, show_grads
+        self.rankdir = rankdir
         self.flip = rankdir in ("LR", "RL")  # rows then run top to bottom: flip flat edges
+        self.gap = "\n" if self.flip else " "  # name and |grad| of a state edge: stacked
         self.hidden = hidden_steps(structure, keep_steps)
         self.ids = {id(step): f"step{i}" for i, step in enumerate(structure.steps)}
         self.nodes, self.edges, self.columns = [], [], {}
@@ -245,17 +247,26 @@ class _Drawing:
     def edge(self, tail, head, attributes):
         self.edges.append(f"{tail} -> {head} {_attrs(attributes)}")
 
-    def state_edge(self, tail, head, tensor, dashed=False):
+    def ports(self, k, count):
+        """Where the k-th of ``count`` state edges leaves and enters its steps: with two
+        (h and c) in a vertical chain, one on each side, so their labels do not collide."""
+        if count != 2 or self.rankdir not in ("TB", "BT"):
+            return {}
+        side = "w" if k == 0 else "e"
+        tail, head = ("s", "n") if self.rankdir == "TB" else ("n", "s")
+        return {"tailport": tail + side, "headport": head + side}
+
+    def state_edge(self, tail, head, tensor, dashed=False, ports=None):
         """One state tensor passing from step to step, with its gradient if asked."""
-        attributes = {"label": _escape(describe(tensor)), "color": EDGE_GREY}
+        attributes = {**(ports or {}), "label": _escape(describe(tensor)), "color": EDGE_GREY}
         if self.show_grads:
             norm = grad_norm(tensor)
             colour = grad_colour(norm, self.grad_range)
             if colour is None:
                 self.has_no_grad = True
-                attributes["label"] = _escape(f"{describe(tensor)}\n{NO_GRAD_NOTE}")
+                attributes["label"] = _escape(f"{describe(tensor)}{self.gap}{NO_GRAD_NOTE}")
             else:
-                attributes["label"] = _escape(f"{describe(tensor)}\n{norm:.2g}")
+                attributes["label"] = _escape(f"{describe(tensor)}{self.gap}{norm:.2g}")
                 attributes["color"] = f"{EDGE_GREY}:{colour}:{colour}:{EDGE_GREY}"
                 attributes["penwidth"] = "1.2"
         if dashed:
@@ -328,8 +339,9 @@ class _Drawing:
                 tail = self.node_of(step.prev)
                 if tail != head:
                     dashed = tail.startswith("hidden") or head.startswith("hidden")
-                    for tensor in step.state_in:
-                        self.state_edge(tail, head, tensor, dashed)
+                    for k, tensor in enumerate(step.state_in):
+                        self.state_edge(tail, head, tensor, dashed,
+                                        self.ports(k, len(step.state_in)))
             sources = {}
             for tensor in step.inputs:
                 owner = structure.step_at.get(id(tensor))
@@ -358,8 +370,9 @@ def _root_line(structure):
     after = [t for t in structure.order if id(t) not in structure.step_at
              and t.op is not None and t.serial > first]
     text = f"{describe(root)}\n{len(after)} ops after the steps"
-    if after:
-        text += ":\n" + listed(t.op.label for t in after)
+    names = listed(t.op.label for t in after).split(", ") if after else []
+    for k in range(0, len(names), 2):
+        text += (":" if k == 0 else ",") + "\n" + ", ".join(names[k:k + 2])
     return text
 
 
@@ -420,16 +433,18 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             (ROLES["output"][0], "given to the rest of the graph"),
             (ROLES["parameter"][0], "layer and its parameters")]
     legend = scale_legend("log10 |grad| of the state (edge)", drawing.grad_range,
-                          rows, drawing.has_no_grad)
+                          rows, drawing.has_no_grad, per_row=1 if drawing.flip else 2)
     body.append(f"legend [shape=plaintext fontsize=10 label={legend}]")
     drawing.meaning["legend"] = {"kind": "legend"}
     body += drawing.nodes
+    if not in_steps:  # the legend goes beside the root, at the end, not before t0
+        drawing.columns["root"] = ["root", "legend"]
     for column, nodes in drawing.columns.items():
         body.append("{rank=same; " + "; ".join(nodes) + "}")
     body += drawing.edges
     digraph = new_digraph(
         "minigrad_steps", body,
-        {"rankdir": rankdir, "nodesep": "0.25", "ranksep": "0.35", "fontname": "Helvetica"},
+        {"rankdir": rankdir, "nodesep": "0.2", "ranksep": "0.25", "fontname": "Helvetica"},
         {"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica"})
     digraph.node_ids = drawing.meaning
     return digraph
