@@ -29,8 +29,8 @@ import math
 import os
 import sys
 
-__all__ = ["Parser", "positive_int", "nonnegative_int", "positive_float",
-           "nonnegative_float", "bounded_int", "add_output_flags", "progress", "figure", "save_figure",
+__all__ = ["Parser", "positive_int", "nonnegative_int", "positive_float", "nonnegative_float",
+           "bounded_int", "add_output_flags", "progress", "figure", "save_figure",
            "plot_training", "History", "write_json"]
 
 _json_stdout = None  # the real standard output while --json - has redirected print()

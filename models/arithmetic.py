@@ -21,8 +21,7 @@ MAX_BITS = 64  # results are computed in uint64
 # -- the pair space ----------------------------------------------------------------------
 
 def operand_limit(task, bits):
-    """Operands are below this bound: 2**(bits-1) for addition, so the sum fits in
-    ``bits`` bits; 2**bits for subtraction, which requires a >= b instead."""
+    """Operands are below 2**(bits-1) for addition (the sum fits), 2**bits for subtraction."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
     if not isinstance(bits, (int, np.integer)) or not 1 <= bits <= MAX_BITS:
@@ -38,8 +37,10 @@ def pair_count(task, bits):
 
 def compute(task, a, b):
     """The exact result of ``a op b`` as uint64 (no overflow for operands in range)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
     a, b = np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
-    return {"addition": np.add, "subtraction": np.subtract}[task](a, b)
+    return a + b if task == "addition" else a - b
 
 
 def sample_pairs(task, bits, n, rng):
@@ -98,8 +99,7 @@ class Split:
 
     @property
     def fingerprint(self):
-        """A hash of the evaluation pairs: stored in a checkpoint, it lets a reload confirm
-        that the split it rebuilt holds the very pairs the model never saw."""
+        """A hash of the evaluation pairs: lets a reload confirm they are the held-out ones."""
         return hashlib.sha256(self.test_a.tobytes() + self.test_b.tobytes()).hexdigest()[:16]
 
     def train_batch(self, n, rng):

@@ -294,3 +294,8 @@ def test_load_model_refuses_a_model_of_the_other_task(trained, tmp_path):
     mg.save(checkpoint(trained[0], "addition", 5, 0), path)
     with pytest.raises(ValueError, match="holds a model trained on addition, not subtraction"):
         load_model(path, "subtraction")
+
+
+def test_compute_names_an_unknown_task():
+    with pytest.raises(ValueError, match="task must be one of"):
+        compute("multiplication", 1, 2)

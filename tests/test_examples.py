@@ -265,3 +265,68 @@ def test_gradient_check_json_to_stdout():
     assert all(r["error"] < record["tolerance"] for r in record["part1"])
     faulty = {r["steps"]: r["wrong_elements"] for r in record["part2"] if r["method"] == "faulty"}
     assert faulty[2] == 0 and faulty[3] > 0
+
+
+# -- lesson.py, the examples' shared plumbing, in-process ---------------------------------
+
+sys.path.insert(0, str(ROOT / "examples"))
+import lesson  # noqa: E402  (a module of the examples directory)
+
+
+def small_parser():
+    parser = lesson.Parser("demo.py", "A demo.")
+    parser.add_argument("--steps", type=lesson.positive_int, default=5)
+    parser.add_argument("--load")
+    lesson.add_output_flags(parser, out="runs/demo")
+    return parser
+
+
+def test_given_holds_exactly_the_typed_flags_even_when_they_equal_the_default():
+    args = small_parser().parse_args(["--steps", "5", "--quiet"])
+    assert args.given == {"steps", "quiet"} and args.steps == 5 and args.seed == 0
+    assert small_parser().parse_args([]).given == set()
+
+
+def test_reject_names_the_typed_flags(capsys):
+    parser = small_parser()
+    args = parser.parse_args(["--steps", "3", "--seed", "2"])
+    parser.reject(args, ["out"], "with --load")  # not typed: fine
+    with pytest.raises(SystemExit) as exit_info:
+        parser.reject(args, ["steps", "seed", "out"], "with --load")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "demo.py: error: --steps, --seed cannot be used with --load\n"
+
+
+def test_refuse_overwrite_compares_only_the_keys_both_configurations_have(tmp_path, capsys):
+    parser, path = small_parser(), tmp_path / "model.npz"
+    parser.refuse_overwrite(str(path), {"bits": 8}, lambda p: 1 / 0)  # no file: not read
+    path.write_text("")
+    parser.refuse_overwrite(str(path), {"bits": 8, "new": 1}, lambda p: {"bits": 8, "old": 2})
+    with pytest.raises(SystemExit):
+        parser.refuse_overwrite(str(path), {"bits": 1, "lr": 0.1},
+                                lambda p: {"bits": 8, "lr": 0.01})
+    assert "(bits 8, not 1; lr 0.01, not 0.1)" in capsys.readouterr().err
+
+
+def test_history_smooths_the_loss_from_the_first_value():
+    history = lesson.History(smoothing=0.5)
+    for loss in (4.0, 2.0, 2.0):
+        history.log(loss, accuracy=0.5)
+    assert history.losses == [4.0, 2.0, 2.0] and history.smoothed == [4.0, 3.0, 2.5]
+    assert len(history) == 3 and history.accuracy == [0.5] * 3
+
+
+def test_write_json_to_a_file_or_nowhere(tmp_path):
+    assert lesson.write_json(None, {"a": 1}) is None
+    path = str(tmp_path / "r.json")
+    assert lesson.write_json(path, {"a": 1}) == path
+    assert json.loads(Path(path).read_text()) == {"a": 1}
+
+
+def test_plot_training_writes_a_png(tmp_path):
+    history = lesson.History()
+    for step in range(20):
+        history.log(1.0 / (step + 1), accuracy=step / 20)
+    history.evals.append((20, 1.0))
+    path = history.plot(str(tmp_path / "deep" / "plot.png"), "title", loss_target=0.1)
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
