@@ -11,13 +11,16 @@ the plot, the JSON record. The training loops stay in the scripts.
     lesson.add_output_flags(parser, out="runs/mine")   # --seed --out --json --quiet
     args = parser.parse_args()       # bad flags: one line on stderr, exit status 2
     "steps" in args.given            # True when --steps was on the command line
+    parser.refuse_overwrite(weights_path, config, read_config)  # never replace another run
+    history = lesson.History()       # the loss, its moving average, accuracies, evaluations
     bar = lesson.progress(args.steps, "training", quiet=args.quiet)
     for step in range(args.steps):
         ...
-        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        history.log(loss.item(), batch_accuracy)
+        bar.set_postfix(loss=f"{history.smoothed[-1]:.4f}", refresh=False)
         bar.update()
     bar.close()
-    lesson.plot_training(os.path.join(args.out, "training.png"), "title", losses)
+    history.plot(os.path.join(args.out, "training.png"), "title")  # or plot_training(...)
     lesson.write_json(args.json, {"task": "mine", ...})   # --json - : standard output
 
 With ``--json -`` the standard output carries the JSON alone: ``parse_args`` sends
