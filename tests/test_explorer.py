@@ -324,6 +324,16 @@ def test_switching_views_keeps_the_step(browser, page):
     assert drawn(browser, "g.node.current") == {page.current_op(pos)}
 
 
+def test_a_link_opens_the_page_at_a_step_and_view(browser, page):
+    browser.get("file://" + os.path.abspath(page.path) + "#pos=7&view=rolled")
+    browser.refresh()  # a new hash alone does not load the page again
+    assert position(browser) == 7
+    assert browser.find_element("tag name", "body").get_attribute("data-view") == "rolled"
+    show(browser, "ops")
+    assert drawn(browser, "g.node.current") == {page.current_op(7)}
+    no_console_errors(browser)
+
+
 def shown_stats(browser, row):
     cells = browser.find_elements("css selector", f"#{row} td")
     return {c.get_attribute("data-stat"): c.text for c in cells}

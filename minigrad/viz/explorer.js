@@ -440,8 +440,12 @@
     $("details-hint").hidden = true;
     $("details-body").hidden = false;
     $("detail-title").textContent = tensorName(i);
+    const view = views[state.view];
+    const node = view.map.tensor[i];
+    const shared = node && view.members.has(node) ? view.members.get(node).length : 1;
     const facts = [
-      ["node", views[state.view].map.tensor[i] || "(not drawn in this view)"],
+      ["node", !node ? "(not drawn in this view)" : shared > 1
+        ? node + " (it stands for " + shared + " tensors; this one is made last)" : node],
       ["scope", where(i)],
       ["made by", t.op === null ? "nothing: a leaf (" + t.role + ")" : t.op + (t.detail ? " " + t.detail : "")],
       ["shape", "(" + t.shape.join(", ") + (t.shape.length === 1 ? ",)" : ")")],
@@ -593,5 +597,9 @@
       '<span><span class="swatch" style="background:#fff; border: 2px solid ' + colour + '"></span>' + role + "</span>").join("") +
     '<span><span class="swatch" style="background:#fff; border: 3px solid #d50000"></span>backward running</span>';
 
+  // A link can open the page at a step and view: bptt.html#pos=60&view=ops.
+  const asked = new URLSearchParams(location.hash.slice(1));
+  if (asked.has("view") && views[asked.get("view")]) state.view = asked.get("view");
+  if (asked.has("pos") && isFinite(+asked.get("pos"))) state.pos = Math.max(0, Math.min(N, +asked.get("pos")));
   setView(state.view);
 })();
