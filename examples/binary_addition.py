@@ -135,13 +135,15 @@ def parse_args(argv=None):
     add("--steps", type=lesson.positive_int, default=3000,
         help="at most this many training steps; it usually stops far earlier (default 3000)")
     add("--batch-size", type=lesson.positive_int, default=64, help="pairs per step (default 64)")
-    add("--lr", type=lesson.positive_float, default=1e-2, help="Adam's learning rate (0.01)")
+    add("--lr", type=lesson.positive_float, default=1e-2, help="Adam's learning rate (default 0.01)")
     add("--loss-target", type=lesson.positive_float, default=0.05,
-        help="stop once every held-out pair is right AND the smoothed loss is below this")
+        help="stop once every held-out pair is right AND the smoothed loss is below this "
+             "(default 0.05)")
     add("--state-noise", type=lesson.nonnegative_float, default=0.3,
         help="std of the random initial state in training (default 0.3; 0: zeros)")
     add("--test-bits", type=bits, help=f"also test on {TEST_PAIRS:,} random pairs this long")
-    add("--load", metavar="PATH", help="evaluate the model saved at PATH; no training")
+    add("--load", metavar="PATH", help="evaluate the model saved at PATH, on the pairs it "
+        "held out; no training (the flags it fixes are errors)")
     lesson.add_output_flags(parser, out=os.path.join("runs", TASK))
     args = parser.parse_args(argv)
     args.weights = os.path.join(args.out, "model.npz")
