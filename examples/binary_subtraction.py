@@ -136,7 +136,8 @@ def parse_args(argv=None):
     add("--steps", type=lesson.positive_int, default=3000,
         help="at most this many training steps; it usually stops far earlier (default 3000)")
     add("--batch-size", type=lesson.positive_int, default=64, help="pairs per step (default 64)")
-    add("--lr", type=lesson.positive_float, default=1e-2, help="Adam's learning rate (default 0.01)")
+    add("--lr", type=lesson.positive_float, default=1e-2,
+        help="Adam's learning rate (default 0.01)")
     add("--loss-target", type=lesson.positive_float, default=0.05,
         help="stop once every held-out pair is right AND the smoothed loss is below this "
              "(default 0.05)")
