@@ -4,6 +4,7 @@ A graph has two kinds of object. A ``Tensor`` holds an array and, if an op made 
 op in ``.op``. An op (see ``ops.py``) holds its input Tensors and whatever its backward
 needs, never its output. References therefore only point from later to earlier nodes:
 there are no reference cycles, and dropping the root of a graph frees all of it at once.
+Backward frees it sooner: each op lets go of its inputs once its own backward has run.
 """
 import itertools
 import operator
