@@ -480,6 +480,9 @@
     $("grad-note").textContent = note;
     heatmap($("heat-value"), t.value);
     heatmap($("heat-grad"), grad);
+    const range = (summary) => (summary && summary.heat ? " \u00b1" + fmt(summary.heat.scale) : "");
+    $("heat-value").nextElementSibling.textContent = "value" + range(t.value);
+    $("heat-grad").nextElementSibling.textContent = "gradient" + range(grad);
     const heat = t.value.heat;
     $("heat-note").textContent = heat
       ? "Heatmaps: blue negative, red positive, white 0, each scaled to its largest magnitude" +

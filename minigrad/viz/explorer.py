@@ -33,6 +33,7 @@ from ..nn import Parameter
 from ..tensor import topological_order
 from ..timesteps import TimeSteps, step_of
 from .files import MISSING_DOT, _write_atomically
+from .ops_view import _tensor_role
 from .style import GRAD_SCALE, ROLES, _log_range
 
 MAX_CELLS = 24  # heatmaps: at most this many rows and columns of block means
@@ -131,10 +132,10 @@ def page_data(root, order, sweep):
     for i, t in enumerate(order):
         record = {
             "name": t.name, "scope": t.scope, "shape": list(t.shape), "dtype": str(t.dtype),
-            "role": _role(t, root), "leaf": t.op is None,
+            "role": _tensor_role(t, root), "leaf": t.op is None,
             "op": None if t.op is None else t.op.label,
             "detail": None if t.op is None else (t.op.detail() or None),
-            "step": _step_label(t.scope), "value": summary(t.data),
+            "value": summary(t.data),
         }
         if t.op is not None:
             record["done"] = done.get(i)
@@ -143,10 +144,12 @@ def page_data(root, order, sweep):
             record["arrivals"] = arrivals.get(i, [])
         tensors.append(record)
 
-    norms = [n for s in steps for n in (s["norm"],) if isinstance(n, float)]
-    norms += [a[3]["norm"] for rows in arrivals.values() for a in rows
-              if isinstance(a[3]["norm"], float)]
-    grad_range = _log_range(dict(enumerate(norms))) or (0.0, 0.0)
+    # The fill scale spans every norm the timeline shows: complete gradients, and the
+    # leaves' sums so far (non-finite norms take the darkest colour, outside the range).
+    norms = [s["norm"] for s in steps]
+    norms += [a[3]["norm"] for rows in arrivals.values() for a in rows]
+    finite = [n for n in norms if isinstance(n, float)]
+    grad_range = _log_range(dict(enumerate(finite))) or (0.0, 0.0)
     return {
         "title": None, "tensors": tensors, "sweep": steps,
         "parameters": [i for i, t in enumerate(order) if isinstance(t, Parameter)]
@@ -205,14 +208,6 @@ def _number(x):
     if math.isfinite(x):
         return x
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-
-
-def _role(tensor, root):
-    if tensor is root:
-        return "output"
-    if isinstance(tensor, Parameter):
-        return "parameter"
-    return "input" if tensor.op is None else "intermediate"
 
 
 def _step_label(scope):
