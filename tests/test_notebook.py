@@ -26,7 +26,7 @@ def test_the_committed_notebook_holds_the_outputs_of_one_clean_run():
     kinds = {o.output_type for cell in cells for o in cell.outputs}
     assert "error" not in kinds
     shown = {mime for cell in cells for o in cell.outputs for mime in o.get("data", {})}
-    assert {"image/svg+xml", "image/png"} <= shown  # graphs and plots, embedded
+    assert {"image/svg+xml", "image/png", "image/gif"} <= shown  # graphs, plots, the sweep
 
 
 def test_the_notebook_runs_top_to_bottom():
