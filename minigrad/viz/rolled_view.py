@@ -10,7 +10,8 @@ from where it is made to where the next step uses it, labelled with how many tim
 passes ("h x6": from t1 to t2, ..., t6 to t7). Steps whose structure differs are never
 merged silently: a first step fed with zeros that need no gradient records fewer ops
 than the steps after it, so it is drawn as a run of its own, with its state entering
-the next run by an ordinary edge.
+the next run by an edge coloured like the back-edges (runs of one layer are drawn one
+below the other, in time order).
 
 Each node is one tensor together with the op that made it ("i / sigmoid"), so a step of
 an LSTM is about fifteen nodes. Edges into subtract, divide, matmul, power, concat and
@@ -123,6 +124,11 @@ def _label(tensor, detail, show_shapes, separator):
     if show_shapes and tensor.data.size > 1:
         parts.append(shape_text(tensor.shape))
     return "\\n".join(_escape(p) for p in parts)
+
+
+def _run(node):
+    """The run number in a node id 'r3_7', None for 'v12'."""
+    return int(node[1:node.index("_")]) if node.startswith("r") else None
 
 
 def _norm_range(norms):
@@ -274,6 +280,13 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             attributes.update(color=BACK_COLOUR, fontcolor=BACK_COLOUR, penwidth="1.5")
             if show_grads:
                 text += "\n" + _norm_range(map(grad_norm, carried))
+        elif _run(tail) is not None and _run(head) is not None and _run(tail) != _run(head) \
+                and runs[_run(tail)][0] == runs[_run(head)][0]:
+            # The state handed from one run of a layer to the next, coloured like the
+            # back-edges. It ranks the later run below the earlier one: side by side,
+            # dot (2.43) would not keep them in time order.
+            text = describe(carried[0]) + (f" \u00d7{count}" if count > 1 else "")
+            attributes.update(color=BACK_COLOUR, fontcolor=BACK_COLOUR, penwidth="1.5")
         elif heads[0] is not None and tail.startswith("v") and \
                 count < len(runs[run_of[id(heads[0])]][1]):
             text = listed(f"t{step.t}" for step in heads)  # only some of the steps use it
@@ -286,7 +299,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         if back:  # written from the user to the maker, drawn with the arrow reversed:
             tail, head = head, tail  # dot then ranks it like the step's other edges
             attributes["dir"] = "back"
-        else:
+        elif "color" not in attributes:
             parameter = isinstance(members[tail][0], Parameter)
             attributes["color"] = ROLES["parameter"][1] if parameter else EDGE_GREY
         body.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))
