@@ -34,7 +34,7 @@ MODELS = {  # label: (kind, forget_bias)
     "LSTM, forget_bias=1": ("lstm", 1.0),
 }
 COLOURS = dict(zip(MODELS, ("tab:red", "tab:orange", "tab:blue", "tab:green")))
-PROBE = 256  # sequences of the batch whose gradient is measured
+PROBE = 128  # sequences of the batch whose gradient is measured
 
 
 def parse_args(argv=None):
