@@ -7,14 +7,16 @@ run is drawn once, as its first step, in a box labelled with the steps it stands
 ("t1 ... t7, 7 steps"). Parameters and everything made outside the steps are drawn once.
 A tensor one step hands to the next of the same run (``h``, ``c``) becomes a back-edge
 from where it is made to where the next step uses it, labelled with how many times it
-passes ("h x6": from t1 to t2, ..., t6 to t7). Steps whose structure differs are never
-merged silently: a first step fed with zeros that need no gradient records fewer ops
+passes ("h x6": from t1 to t2, ..., t6 to t7). A first step that reads its initial
+state (``h0``) from outside, where the others read the previous step's, is drawn with
+them, and the edge from ``h0`` says which step uses it ("t0"). Steps whose structure
+differs otherwise are never merged silently: a first step fed with zeros that need no gradient records fewer ops
 than the steps after it, so it is drawn as a run of its own, with its state entering
 the next run by an edge coloured like the back-edges (runs of one layer are drawn one
 below the other, in time order).
 
-Each node is one tensor together with the op that made it ("i / sigmoid"), so a step of
-an LSTM is about fifteen nodes. Edges into subtract, divide, matmul, power, concat and
+Each node is one tensor together with the op that made it ("i" above "sigmoid"), so a
+step of an LSTM is about fifteen nodes. Edges into subtract, divide, matmul, power, concat and
 stack are numbered by operand. Edges standing for several uses are labelled "xN".
 With ``show_grads`` a node is filled by the largest gradient norm among the tensors it
 stands for (the legend states the log scale), and each back-edge states the range of
