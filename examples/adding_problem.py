@@ -53,43 +53,6 @@ def predict(model, x, batch=128):
         return np.concatenate([model(x[i:i + batch]).data for i in range(0, len(x), batch)])
 
 
-def parse_args(argv=None):
-    parser = lesson.Parser("adding_problem.py", "Train a recurrent network on the adding "
-                           "problem of Hochreiter & Schmidhuber (1997).")
-    add = parser.add_argument
-    add("--model", choices=("lstm", "gru", "rnn"), default="lstm",
-        help="the recurrent network (default lstm; rnn is the plain tanh RNN)")
-    add("--length", type=lesson.bounded_int(2, 100_000), default=100,
-        help="T, the number of steps of every sequence (default 100)")
-    add("--hidden", type=lesson.positive_int, default=32, help="hidden size (default 32)")
-    add("--steps", type=lesson.positive_int, default=5000,
-        help="at most this many training steps; the LSTM stops earlier (default 5000)")
-    add("--batch-size", type=lesson.positive_int, default=32,
-        help="sequences per training step (default 32)")
-    add("--lr", type=lesson.positive_float, default=1e-2, help="Adam's learning rate (0.01)")
-    add("--clip", type=lesson.positive_float, default=1.0,
-        help="clip the gradient to this norm before every update (default 1)")
-    add("--forget-bias", type=float, default=1.0,
-        help="LSTM only: initial forget-gate bias (default 1: the cell starts by remembering)")
-    add("--target", type=lesson.positive_float, default=0.995,
-        help="stop once this fraction of the validation sequences is within 0.04, at two "
-             "evaluations in a row (default 0.995)")
-    lesson.add_output_flags(parser, out=os.path.join("runs", "adding"))
-    args = parser.parse_args(argv)
-    if args.target > 1:
-        parser.error(f"--target must be at most 1, got {args.target}")
-    if args.model != "lstm":
-        parser.reject(args, ["forget_bias"], f"with --model {args.model} (LSTM only)")
-    args.config = {"task": "adding", "model": args.model, "length": args.length,
-                   "hidden": args.hidden, "seed": args.seed, "batch_size": args.batch_size,
-                   "lr": args.lr, "clip": args.clip, "forget_bias": args.forget_bias,
-                   "target": args.target, "steps": args.steps}
-    args.name = f"{args.model}-T{args.length}-seed{args.seed}"  # of the weights and the plot
-    args.weights = os.path.join(args.out, f"{args.name}.npz")
-    parser.refuse_overwrite(args.weights, args.config, read_config)
-    return args
-
-
 def main(argv=None):
     args = parse_args(argv)
     mg.keep_freed_memory()  # a training loop frees and reallocates its graph every step
@@ -182,7 +145,44 @@ def main(argv=None):
     return 0
 
 
-# -- plumbing: the plot and the checkpoint ---------------------------------------------
+# -- plumbing: the command line, the plot and the checkpoint ---------------------------
+
+def parse_args(argv=None):
+    parser = lesson.Parser("adding_problem.py", "Train a recurrent network on the adding "
+                           "problem of Hochreiter & Schmidhuber (1997).")
+    add = parser.add_argument
+    add("--model", choices=("lstm", "gru", "rnn"), default="lstm",
+        help="the recurrent network (default lstm; rnn is the plain tanh RNN)")
+    add("--length", type=lesson.bounded_int(2, 100_000), default=100,
+        help="T, the number of steps of every sequence (default 100)")
+    add("--hidden", type=lesson.positive_int, default=32, help="hidden size (default 32)")
+    add("--steps", type=lesson.positive_int, default=5000,
+        help="at most this many training steps; the LSTM stops earlier (default 5000)")
+    add("--batch-size", type=lesson.positive_int, default=32,
+        help="sequences per training step (default 32)")
+    add("--lr", type=lesson.positive_float, default=1e-2, help="Adam's learning rate (0.01)")
+    add("--clip", type=lesson.positive_float, default=1.0,
+        help="clip the gradient to this norm before every update (default 1)")
+    add("--forget-bias", type=float, default=1.0,
+        help="LSTM only: initial forget-gate bias (default 1: the cell starts by remembering)")
+    add("--target", type=lesson.positive_float, default=0.995,
+        help="stop once this fraction of the validation sequences is within 0.04, at two "
+             "evaluations in a row (default 0.995)")
+    lesson.add_output_flags(parser, out=os.path.join("runs", "adding"))
+    args = parser.parse_args(argv)
+    if args.target > 1:
+        parser.error(f"--target must be at most 1, got {args.target}")
+    if args.model != "lstm":
+        parser.reject(args, ["forget_bias"], f"with --model {args.model} (LSTM only)")
+    args.config = {"task": "adding", "model": args.model, "length": args.length,
+                   "hidden": args.hidden, "seed": args.seed, "batch_size": args.batch_size,
+                   "lr": args.lr, "clip": args.clip, "forget_bias": args.forget_bias,
+                   "target": args.target, "steps": args.steps}
+    args.name = f"{args.model}-T{args.length}-seed{args.seed}"  # of the weights and the plot
+    args.weights = os.path.join(args.out, f"{args.name}.npz")
+    parser.refuse_overwrite(args.weights, args.config, read_config)
+    return args
+
 
 def save_plot(history, path, args, test_mse):
     """Held-out MSE (log scale) and accuracy against the sequences seen, with the
