@@ -18,7 +18,8 @@ import os
 import pathlib
 import shutil
 
-from .explorer import page_data, recorded_sweep, _node_maps
+from ..timesteps import step_of
+from .explorer import _node_maps, page_data, recorded_sweep
 from .files import MISSING_DOT, _write_atomically
 from .style import _is_dark, _scale_colour
 
@@ -85,12 +86,12 @@ def _moments(data):
         following = sweep[k + 1] if k + 1 < len(sweep) else None
         if following is not None and _place(following, data) == _place(entry, data):
             continue
-        scope = data["tensors"][entry["tensor"]]["scope"]
-        if entry["label"] is None:
+        layer, t = _place(entry, data)
+        if t is None:
             text = "Backward starts at the loss" + (" and the ops after the steps" if
                                                     any(s["label"] for s in sweep) else "")
         else:
-            text = f"Backward through {scope}: every op of step {entry['label']} done"
+            text = f"Backward through {layer + '/' if layer else ''}t{t}: every op of step t{t} done"
         if following is None:
             text = "Backward done: every gradient is complete"
         moments.append((k, text))
@@ -98,9 +99,8 @@ def _moments(data):
 
 
 def _place(entry, data):
-    """The layer and time step an entry belongs to ((scope, None) outside steps)."""
-    t = data["tensors"][entry["tensor"]]
-    return (t["scope"].rsplit("/", 1)[0] if entry["label"] else None, entry["label"])
+    """(layer scope, step number) of the op of a sweep entry; (None, None) outside steps."""
+    return step_of(data["tensors"][entry["tensor"]]["scope"])
 
 
 # -- the drawing of one frame ---------------------------------------------------------------
