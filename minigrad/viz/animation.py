@@ -58,9 +58,11 @@ def animate(root, path, *, view="steps", parameter=None, title=None, frame_ms=70
         maps = _node_maps(drawing, order, root)
     shown = _parameter(data, parameter)
     frames = []
+    since = -1  # the entry of the frame before: what arrived after it is new
     for k, caption in _moments(data):
         picture = Image.open(io.BytesIO(_frame_drawing(drawing, data, maps, k).pipe(format="png")))
-        frames.append(_frame(picture.convert("RGB"), data, shown, k, caption, title))
+        frames.append(_frame(picture.convert("RGB"), data, shown, (since, k), caption, title))
+        since = k
     width = max(f.width for f in frames)
     height = max(f.height for f in frames)
     frames = [_padded(f, width, height) for f in frames]
@@ -187,8 +189,10 @@ def _font(size, bold=False):
         return ImageFont.load_default(size=size)
 
 
-def _frame(picture, data, shown, k, caption, title):
-    """The drawing scaled to WIDTH, a caption above, the parameter's bars below."""
+def _frame(picture, data, shown, span, caption, title):
+    """The drawing scaled to WIDTH, a caption above, the parameter's bars below; the
+    frame shows the sweep after entry k, where ``span`` = (entry of the frame before, k)."""
+    k = span[1]
     from PIL import Image, ImageDraw
 
     if picture.width > WIDTH - 20:
@@ -207,7 +211,7 @@ def _frame(picture, data, shown, k, caption, title):
     _ramp(draw, data["range"], WIDTH - 10, frame.height - foot + 6)
     frame.paste(picture, ((WIDTH - picture.width) // 2, head))
     if shown is not None:
-        _bars(draw, data, shown, k, head + picture.height + 4)
+        _bars(draw, data, shown, span, head + picture.height + 4)
     return frame
 
 
@@ -226,16 +230,20 @@ def _ramp(draw, grad_range, right, top):
     draw.text((x - 6, top), text, fill="#444444", font=font, anchor="ra")
 
 
-def _bars(draw, data, i, k, top):
+def _bars(draw, data, i, span, top):
     """One bar per time step: the norm of that step's contribution to parameter i's
-    gradient, drawn once it has arrived; dotted outlines show the ones still to come."""
+    gradient, drawn once it has arrived (in red in the frame it arrives in); outlines
+    show the ones still to come."""
+    since, k = span
     tensor = data["tensors"][i]
-    finals, now, latest = {}, {}, None
+    finals, now, latest, fresh = {}, {}, None, set()
     for arrival in tensor["arrivals"]:
         finals[arrival[1]] = _finite(arrival[2])
         if arrival[0] <= k:
             now[arrival[1]] = _finite(arrival[2])
             latest = arrival
+            if arrival[0] > since:
+                fresh.add(arrival[1])
     labels = sorted(finals, key=lambda x: (x is None, int(x[1:]) if x else 0))
     total = tensor["arrivals"][-1][3]["norm"] if tensor["arrivals"] else 0.0
     so_far = latest[3]["norm"] if latest else 0.0
@@ -253,8 +261,8 @@ def _bars(draw, data, i, k, top):
         draw.rectangle((x0, base - full, x1, base), outline="#bbbbbb")
         if label in now:
             bar = height * min(now[label] / peak, 1.0)
-            fresh = latest is not None and latest[0] == k and latest[1] == label
-            draw.rectangle((x0, base - bar, x1, base), fill=CURRENT if fresh else "#fd8d3c")
+            draw.rectangle((x0, base - bar, x1, base),
+                           fill=CURRENT if label in fresh else "#fd8d3c")
         draw.text(((x0 + x1) / 2, base + 4), label or "outside the steps", fill="#444444",
                   font=_font(12), anchor="ma")
 
