@@ -316,10 +316,17 @@ def test_switching_views_keeps_the_step(browser, page):
         assert position(browser) == pos
         assert len(drawn(browser, "g.node.current")) == 1
     show(browser, "steps")  # the step node holding the op, as the steps view names it
+    meanings = steps_view.node_ids(page.loss)
     op_index = page.index[id(page.sweep[pos - 1].tensor)]
-    holder = [node for node, meaning in steps_view.node_ids(page.loss).items()
+    holder = [node for node, meaning in meanings.items()
               if op_index in meaning.get("tensors", ())]
     assert drawn(browser, "g.node.current") == set(holder) and len(holder) == 1
+    # a step is filled once one of its tensors holds its gradient
+    filled = {int(node[1:]) for node in page.filled(pos)}
+    steps = {node for node, meaning in meanings.items() if meaning["kind"] == "step"
+             and filled & set(meaning["tensors"])}
+    assert {n for n in drawn(browser, "g.node.has-grad") if n.startswith("step")} == steps
+    assert 0 < len(steps) < sum(m["kind"] == "step" for m in meanings.values())  # not all
     show(browser, "ops")
     assert drawn(browser, "g.node.current") == {page.current_op(pos)}
 
