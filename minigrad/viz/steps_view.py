@@ -228,7 +228,7 @@ class _Drawing:
         self.grad_range = None
         if show_grads:
             self.grad_range = log_range(grad_norm(t) for s in structure.steps
-                                        for t in s.state_out + s.outputs)
+                                        for t in s.state_out)  # what the edges carry
 
     def node(self, node, attributes, column, meaning):
         self.nodes.append(f"{node} {_attrs(attributes)}")
