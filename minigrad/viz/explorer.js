@@ -226,6 +226,7 @@
     } else {
       add("span", "None of its inputs needs a gradient.");
     }
+    if (pos === N) add("span", "  That was the last op: every gradient is complete.");
   }
 
   // -- parameters: the sum over time ----------------------------------------------------
@@ -546,7 +547,9 @@
     const b = document.createElement("button");
     b.textContent = name;
     b.dataset.view = name;
-    b.title = name + " view";
+    b.title = ({ ops: "every primitive op and tensor: the unrolled graph in full",
+      steps: "one node per time step, the state passing along labelled edges",
+      rolled: "one step's ops drawn once, the recurrence as back-edges" })[name] || name + " view";
     b.addEventListener("click", () => setView(name));
     $("view-buttons").appendChild(b);
   }
