@@ -15,7 +15,8 @@ import numpy as np
 from . import ops_view, rolled_view, steps_view
 from .animation import animate
 from .explorer import explore
-from .files import FORMATS, render_source
+from ..tensor import Tensor
+from .files import FORMATS, LAYOUT_LIMIT, layout_size, render_source
 from .style import RANKDIRS, ROLES  # noqa: F401  (ROLES: the colours, for users and tests)
 
 __all__ = ["graph", "render", "explore", "animate", "VIEWS"]
@@ -39,8 +40,28 @@ def graph(root, *, view="ops", show_shapes=True, show_grads=False, rankdir=None,
                     layer; the steps in between become one marked box.
     title           a caption at the top.
 
-    The options are described in full in each view's module.
+    The options are described in full in each view's module. A drawing too big for
+    Graphviz to lay out in reasonable time (more than about 48 LSTM steps in the ops
+    view: ``files.LAYOUT_LIMIT``) raises ValueError before ``dot`` ever sees it, saying
+    which ``keep_steps=`` would fit and suggesting ``view="steps"``.
     """
+    drawing = _draw(root, view, show_shapes=show_shapes, show_grads=show_grads,
+                    rankdir=rankdir, cluster_scopes=cluster_scopes, keep_steps=keep_steps,
+                    title=title)
+    size = layout_size(drawing)
+    if size > LAYOUT_LIMIT:
+        raise ValueError(_too_big(root, view, size, keep_steps, dict(
+            show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
+            cluster_scopes=cluster_scopes, title=title)))
+    return drawing
+
+
+def _draw(root, view, *, rankdir, keep_steps, **options):
+    """The view's drawing, after checking the options every view shares."""
+    if not isinstance(root, Tensor):
+        raise TypeError(f"mg.viz needs the minigrad Tensor whose graph to draw (a loss, "
+                        f"an output), got {type(root).__module__}.{type(root).__qualname__}"
+                        .replace("builtins.", ""))
     if view not in VIEWS:
         raise ValueError(f"view must be one of {', '.join(map(repr, VIEWS))}, got {view!r}")
     if rankdir is not None and rankdir not in RANKDIRS:
@@ -50,9 +71,25 @@ def graph(root, *, view="ops", show_shapes=True, show_grads=False, rankdir=None,
             keep_steps, (int, np.integer)) or keep_steps < 1):
         raise ValueError(f"keep_steps must be a positive integer or None, got {keep_steps!r}")
     module = VIEWS[view]
-    return module.draw(root, show_shapes=show_shapes, show_grads=show_grads,
-                       rankdir=rankdir or module.DEFAULT_RANKDIR,
-                       cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title)
+    return module.draw(root, rankdir=rankdir or module.DEFAULT_RANKDIR,
+                       keep_steps=keep_steps, **options)
+
+
+def _too_big(root, view, size, keep_steps, options):
+    """The guard's message: what was too big, and the options that would fit."""
+    fits = None
+    for keep in (16, 8, 4, 2, 1):
+        if (keep_steps is None or keep < keep_steps) and layout_size(
+                _draw(root, view, keep_steps=keep, **options)) <= LAYOUT_LIMIT:
+            fits = keep
+            break
+    advice = [f"keep_steps={fits} (draws the first and last {fits} time steps)"] if fits \
+        else []
+    advice += [f"view={other!r}" for other in ("steps", "rolled") if other != view
+               and other in VIEWS]
+    return (f"this {view} view is too big for Graphviz to lay out in reasonable time "
+            f"(size {size:,} > limit {LAYOUT_LIMIT:,}: nodes, edges and the ranks they "
+            f"span); draw less of it with " + " or ".join(advice or ["keep_steps=1"]))
 
 
 def render(root, path, **options):
@@ -60,7 +97,8 @@ def render(root, path, **options):
 
     ``.dot`` writes the DOT source and needs nothing else; ``.svg``, ``.png`` and
     ``.pdf`` run Graphviz's ``dot`` (directly, without a shell) and raise RuntimeError
-    explaining how to install it when it is missing. The file is written atomically.
+    explaining how to install it when it is missing, or with what dot said when it
+    fails. The file is written atomically (through a symbolic link, as ``open`` does).
     Returns ``path``.
     """
     FORMATS.check(path)

@@ -1,10 +1,14 @@
-"""Writing a drawing to a file: the one place that runs Graphviz's ``dot``."""
+"""Writing a drawing to a file: the one place that runs Graphviz's ``dot``, and the guard
+that keeps it from being handed a graph it cannot lay out in reasonable time."""
+import errno
 import os
 import pathlib
+import re
 import secrets
 import shutil
+import subprocess
 
-import graphviz
+from .style import longest_path_ranks
 
 
 class _Formats(dict):
@@ -21,15 +25,29 @@ FORMATS = _Formats({".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"})
 
 
 def _write_atomically(path, data):
-    """Write to a new file beside ``path``, then rename it over ``path``, so a crash or a
-    failed conversion never leaves a half-written file behind. The file is created with
-    mode 0o666 so that the umask applies, as for any ``open(path, "wb")``."""
-    temporary = f"{os.fspath(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    """Write ``data`` to a new file beside ``path``, then rename it over ``path``, so a
+    crash or a failed conversion never leaves a half-written file behind.
+
+    A symbolic link is written through (its target is replaced, the link kept), as
+    ``open(path, "wb")`` would. The temporary name is short (``.<12 hex digits>.tmp``)
+    whatever the length of ``path``'s, so any name the file system accepts works. It is
+    created with mode 0o666 so that the umask applies, as for any ``open``.
+    """
+    target = os.path.realpath(path)
+    if os.path.islink(target):  # realpath gives up on a loop of links
+        raise OSError(errno.ELOOP, "Too many levels of symbolic links", os.fspath(path))
+    directory = os.path.dirname(target)
+    while True:
+        temporary = os.path.join(directory, f".{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # another writer drew the same 48 random bits
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
@@ -40,20 +58,71 @@ MISSING_DOT = ("Graphviz's 'dot' program is needed to write {suffix} files but w
                "found on PATH. Install it (Debian/Ubuntu: apt-get install graphviz; "
                "macOS: brew install graphviz; conda: conda install graphviz), or write "
                "a .dot file instead, which needs no Graphviz.")
+DOT_TIMEOUT = 600  # seconds; the guard keeps what it lets through far below this
+
+
+def run_dot(source, fmt, suffix=None):
+    """The bytes of ``source`` (DOT text) laid out by ``dot -T<fmt>``.
+
+    RuntimeError when dot is missing (saying how to install it), fails (with the first
+    lines of what it printed), or runs longer than DOT_TIMEOUT.
+    """
+    dot = shutil.which("dot")
+    if dot is None:
+        raise RuntimeError(MISSING_DOT.format(suffix=suffix or "." + fmt))
+    try:
+        done = subprocess.run([dot, f"-T{fmt}"], input=source.encode("utf-8"),
+                              capture_output=True, timeout=DOT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"Graphviz's dot did not finish laying out the graph within "
+                           f"{DOT_TIMEOUT} s and was stopped; draw fewer time steps "
+                           f"(keep_steps=) or another view (view='steps')") from None
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        shown = "\n  ".join(said[:6]) + ("\n  ..." if len(said) > 6 else "")
+        raise RuntimeError(f"Graphviz's dot failed on this graph (exit status "
+                           f"{done.returncode}); it said:\n  {shown or '(nothing)'}")
+    return done.stdout
 
 
 def render_source(drawing, path):
     """Write ``drawing`` (a ``graphviz.Digraph``) to ``path`` in the suffix's format."""
     fmt = FORMATS.check(path)
     if fmt == "dot":
-        _write_atomically(path, drawing.source.encode("utf-8"))
-        return path
-    suffix = pathlib.Path(path).suffix.lower()
-    if shutil.which("dot") is None:
-        raise RuntimeError(MISSING_DOT.format(suffix=suffix))
-    try:
-        data = drawing.pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
-        raise RuntimeError(MISSING_DOT.format(suffix=suffix)) from None
+        data = drawing.source.encode("utf-8")
+    else:
+        data = run_dot(drawing.source, fmt, pathlib.Path(path).suffix.lower())
     _write_atomically(path, data)
     return path
+
+
+# -- the guard ----------------------------------------------------------------------------
+# dot's time and memory grow with the number of nodes it places, and every edge that
+# spans k ranks is laid out as a chain of k - 1 invisible nodes. So the measure of a
+# drawing is nodes + edges + those chain nodes, with ranks estimated by the longest path
+# from the sources (dot's own starting point). Measured on LSTM, GRU and RNN graphs in
+# the ops view (benchmarks/viz.py), dot needs about 3.3 KB of memory per unit and, on a
+# busy 2-core machine, 5 to 20 s at 100,000 units (an LSTM of 48 steps, a GRU of 58, an
+# RNN of 118), growing faster than linearly beyond: a 500-step LSTM took 6 GB within a
+# minute. LAYOUT_LIMIT keeps every drawing within about 20 s and 350 MB.
+LAYOUT_LIMIT = 100_000
+
+_NODE = re.compile(r"\s*(\w+) \[")
+_EDGE = re.compile(r"\s*(\w+)(?::\w+)? -> (\w+)(?::\w+)?")
+
+
+def layout_size(drawing):
+    """The measure above for a ``graphviz.Digraph`` written by one of the views: its
+    nodes (one statement ``id [...]`` each), edges (``tail -> head``) and the chain
+    nodes of edges spanning several ranks."""
+    nodes, edges = [], []
+    for line in drawing.body:
+        for statement in line.split(";"):
+            edge = _EDGE.match(statement)
+            if edge:
+                edges.append(edge.groups())
+            elif _NODE.match(statement):
+                nodes.append(_NODE.match(statement).group(1))
+    rank = longest_path_ranks(nodes, edges)
+    chains = sum(max(abs(rank[head] - rank[tail]) - 1, 0) for tail, head in edges)
+    return len(nodes) + len(edges) + chains

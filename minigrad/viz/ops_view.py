@@ -31,13 +31,14 @@ DEFAULT_RANKDIR = "TB"  # time steps top to bottom, the ops of a step flowing do
 # cluster: with the old ranking an edge between two step clusters could end up inside
 # one rank, which dot cannot route next to a record ("lost edge") and which breaks the
 # order of the steps. ordering=out keeps each node's outgoing edges in the order they
-# are written (creation order): z's four slices stay i, f, g, o in every step.
-# nslimit bounds the network-simplex search that places nodes within their rank: the
-# full search grows like the square of the graph (16 LSTM steps took minutes), the
-# bounded one is linear and the picture stays as tidy (checked by eye on LSTM, GRU and
-# RNN graphs of 2 to 32 steps).
-LAYOUT = {"newrank": "true", "ordering": "out", "nslimit": "2", "nslimit1": "2",
-          "nodesep": "0.12", "ranksep": "0.2", "fontname": "Helvetica"}
+# are written (creation order) outside clusters; inside them the tail ports of
+# ``sibling_order`` do it. nslimit and mclimit bound the two searches that dominate
+# dot's time: network simplex placing nodes within their ranks (in full it grows like
+# the square of the graph: 16 LSTM steps took minutes) and crossing reduction. Bounded,
+# an LSTM step reads as well (checked by eye at 2, 8 and 32 steps) and lays out in a
+# fraction of the time: benchmarks/viz.py.
+LAYOUT = {"newrank": "true", "ordering": "out", "nslimit": "1", "nslimit1": "1",
+          "mclimit": "0.3", "nodesep": "0.12", "ranksep": "0.2", "fontname": "Helvetica"}
 
 # Ops whose inputs can be swapped: drawn as one box. Every other op with two or more
 # inputs shows where each goes (a, b or 0, 1, 2, ...), so 1 - z differs from z - 1.
