@@ -2,6 +2,14 @@
 
     python examples/render_graph.py --steps 4 -o lstm.svg [--grads] [--hidden 8] [--seed 0]
     python examples/render_graph.py --load runs/addition/model.npz --grads -o lstm.svg
+    python examples/render_graph.py --steps 8 --view steps --grads -o steps.svg
+
+``--view`` picks one of three drawings of the same graph: ``ops`` (default) every op and
+tensor; ``steps`` one node per time step, the state passing between them; ``rolled`` one
+step drawn once, the recurrence as a back-edge. Each has its own natural direction
+(``--rankdir`` overrides it). The ops view of more than 12 steps is too tall to read, so
+it then draws only the first and last 4 steps unless ``--keep-steps`` says otherwise,
+and says so.
 
 One pair (a, b) is encoded least-significant bit first, so the LSTM runs one time step
 per bit. The drawing shows one dashed box per time step with the gates inside (the
@@ -32,6 +40,8 @@ import minigrad as mg
 from models.arithmetic import ArithmeticModel, MAX_BITS, encode, load_model, sample_pairs
 
 FORMATS = (".svg", ".png", ".pdf", ".dot")
+LEGIBLE_STEPS = 12  # the ops view of more steps than this draws only KEEP_STEPS at each end
+KEEP_STEPS = 4
 
 
 def parse_args(argv=None):
@@ -53,10 +63,16 @@ def parse_args(argv=None):
                              "instead of fresh random weights")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the weights and of the sample (default 0)")
-    parser.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"), default="TB",
-                        help="direction of the arrows (default TB: time steps top to bottom)")
+    parser.add_argument("--view", choices=tuple(mg.viz.VIEWS), default="ops",
+                        help="ops: every op and tensor (default); steps: one node per time "
+                             "step; rolled: one step drawn once, the recurrence as a "
+                             "back-edge")
+    parser.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"), default=None,
+                        help="direction of the arrows (default: the view's own, TB for "
+                             "ops, time steps top to bottom)")
     parser.add_argument("--keep-steps", type=int, default=None, metavar="K",
-                        help="draw only the first and last K time steps")
+                        help="draw only the first and last K time steps (default for the "
+                             f"ops view of more than {LEGIBLE_STEPS} steps: {KEEP_STEPS})")
     args = parser.parse_args(argv)
     if not 1 <= args.steps <= MAX_BITS:
         parser.error(f"--steps must be in 1..{MAX_BITS}, got {args.steps}")
@@ -74,7 +90,12 @@ def parse_args(argv=None):
             args.model, _ = load_model(args.load, "addition")
         except ValueError as err:
             parser.error(str(err))
-        args.hidden = args.model.lstm.hidden_size
+        args.hidden = args.model.hidden_size
+    if args.keep_steps is None and args.view == "ops" and args.steps > LEGIBLE_STEPS:
+        args.keep_steps = KEEP_STEPS
+        print(f"render_graph.py: {args.steps} steps are too many to read in the ops view: "
+              f"drawing the first and last {KEEP_STEPS} (--keep-steps {args.steps} draws "
+              f"them all, --view steps one node per step)", file=sys.stderr)
     return args
 
 
@@ -98,8 +119,8 @@ def build(args):
     total = int(a[0]) + int(b[0])
     state = "untrained" if args.model is None else "trained"
     title = (f"{int(a[0])} + {int(b[0])} = {total} in {args.steps} bits, least-significant "
-             f"first: a {state} LSTM (hidden size {args.hidden}) unrolled over {args.steps} "
-             f"time steps\n")
+             f"first: a {state} {model.cell.upper()} (hidden size {args.hidden}) unrolled "
+             f"over {args.steps} time steps\n")
     if args.grads:
         title += f"fill colour: size of the gradient of {what}"
     else:
@@ -112,10 +133,10 @@ def main(argv=None):
     loss, title = build(args)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     try:
-        path = mg.viz.render(loss, args.output, show_grads=args.grads, rankdir=args.rankdir,
-                             keep_steps=args.keep_steps, title=title)
-    except RuntimeError as err:  # Graphviz missing: the message says how to install it
-        print(f"render_graph.py: {err}", file=sys.stderr)
+        path = mg.viz.render(loss, args.output, view=args.view, show_grads=args.grads,
+                             rankdir=args.rankdir, keep_steps=args.keep_steps, title=title)
+    except (RuntimeError, ValueError) as err:  # Graphviz missing or failing; too big
+        print(f"render_graph.py: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
     print(f"wrote {path}")
     return 0
