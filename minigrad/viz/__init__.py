@@ -9,6 +9,11 @@
 
 The DOT text is the product and is built line by line by the views, so that it is the
 same on every run. ``render`` is the thin step that hands that text to Graphviz's ``dot``.
+
+Two pictures of the backward sweep itself, recorded with ``mg.record_backward``:
+``explore`` writes one offline HTML page that replays it op by op over the three views
+(``explorer``), and ``animate`` a GIF of it on the steps view, one frame per time step
+(``animation``).
 """
 import numpy as np
 
