@@ -4,6 +4,7 @@ Most graphs here come from a tiny LSTM written inline with mg ops and scopes
 (lstm > l0 > t0, t1, ...), so they depend on nothing but the engine; only the test of
 examples/render_graph.py uses models/.
 """
+import contextlib
 import json
 import re
 import subprocess
@@ -15,6 +16,8 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad.tensor import topological_order
+from minigrad.viz.files import layout_size, run_dot
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -343,12 +346,12 @@ def test_rankdir_is_passed_to_graphviz(rankdir):
 
 
 WEIRD = ['say "hi"', "{braces}", "a|b", "<port>", "back\\slash", "\\{ and \\\"", "end\\",
-         "two\nlines"]
+         "two\nlines", "&amp;", "&lt;b&gt;", "x & y", "σ(ü) → ħ", "]; } digraph {"]
 
 
 def _weird_graph():
     tensors = [mg.Tensor(np.ones(2), requires_grad=True, name=name) for name in WEIRD]
-    with mg.scope('scope "q" {b} |p| <a> \\'):
+    with mg.scope('scope "q" {b} |p| <a> \\ &amp;'):
         total = tensors[0]
         for t in tensors[1:]:
             total = total + t
@@ -360,13 +363,14 @@ def test_weird_names_are_escaped_in_the_dot_text():
     labels = [label for label, _, _ in nodes.values()]
     for name in WEIRD:
         assert f"{name} | (2,)" in labels, name
-    assert clusters == [('scope "q" {b} |p| <a> \\',)]
+    assert clusters == [('scope "q" {b} |p| <a> \\ &amp;',)]
 
 
 def test_weird_names_render_and_show_exactly(tmp_path):
     path = mg.viz.render(_weird_graph(), tmp_path / "weird.svg", title='t"i{t}le\\')
+    # Graphviz decodes entities: "&amp;" must reach the SVG as the text "&amp;", not "&"
     texts = [t.text for t in ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}text")]
-    for name in WEIRD + ['scope "q" {b} |p| <a> \\', 't"i{t}le\\']:
+    for name in WEIRD + ['scope "q" {b} |p| <a> \\ &amp;', 't"i{t}le\\']:
         for line in name.split("\n"):
             assert line in texts, (line, texts)
 
@@ -466,3 +470,243 @@ def test_example_load_of_a_subtraction_model_says_so(tmp_path):
     run = _run_example("--load", str(tmp_path / "model.npz"), "-o", str(tmp_path / "x.svg"))
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].endswith("trained on subtraction, not addition")
+
+
+# -- any graph from the public ops draws with the real dot -----------------------------------
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _svg_texts(svg_bytes):
+    """The text elements of an SVG that must parse as XML."""
+    return [t.text for t in ET.fromstring(svg_bytes).iter(SVG + "text")]
+
+
+def _svg(root, **options):
+    """``root`` drawn by the real dot; what dot writes must be valid XML."""
+    data = run_dot(mg.viz.graph(root, **options).source, "svg")
+    assert ET.fromstring(data).tag == SVG + "svg"
+    return data
+
+
+def hand_rnn(T, x_grad=False, seed=0):
+    """h <- tanh(x_t Wx + h Wh), step t in scope 't{t}'; x needs no gradient by default:
+    the graph that made dot fail with 'lost v7 v8 edge'."""
+    rng = np.random.default_rng(seed)
+    x = mg.Tensor(rng.normal(size=(1, T, 2)), requires_grad=x_grad, name="x")
+    wx = mg.Tensor(rng.normal(size=(2, 3)), requires_grad=True, name="Wx")
+    wh = mg.Tensor(rng.normal(size=(3, 3)), requires_grad=True, name="Wh")
+    h = mg.Tensor(np.zeros((1, 3)))
+    for t in range(T):
+        with mg.scope(f"t{t}"):
+            h = mg.tanh(x[:, t, :] @ wx + h @ wh)
+    return (h * h).sum()
+
+
+def hand_gru(T, seed=0):
+    """A GRU written out from primitives, with 1 - z; x needs no gradient."""
+    rng = np.random.default_rng(seed)
+    x = mg.Tensor(rng.normal(size=(1, T, 2)), name="x")
+    w = {k: mg.Tensor(rng.normal(size=(5, 3)), requires_grad=True, name=f"W{k}")
+         for k in "zrn"}
+    h = mg.Tensor(np.zeros((1, 3)), name="h0")
+    for t in range(T):
+        with mg.scope(f"t{t}"):
+            xt = x[:, t, :]
+            xh = mg.concat([xt, h], axis=1)
+            z, r = mg.sigmoid(xh @ w["z"]), mg.sigmoid(xh @ w["r"])
+            n = mg.tanh(mg.concat([xt, r * h], axis=1) @ w["n"])
+            h = (1 - z) * n + z * h
+    return h.sum()
+
+
+def _with_grads(loss, grads):
+    if grads:
+        loss.backward(retain_grads=True)
+    return loss
+
+
+# every T from 1 to 8, each direction with and without gradients twice over; all four
+# at T = 5, where dot used to fail
+CASES = [(T, *[("TB", False), ("LR", True), ("TB", True), ("LR", False)][T % 4])
+         for T in range(1, 9)] + [(5, "TB", True), (5, "LR", True), (5, "TB", False),
+                                  (5, "LR", False)]
+
+
+@pytest.mark.parametrize("T, rankdir, grads", CASES)
+@pytest.mark.parametrize("model", [hand_rnn, hand_gru])
+def test_hand_written_rnn_and_gru_draw_with_dot(model, T, rankdir, grads):
+    texts = _svg(_with_grads(model(T), grads), rankdir=rankdir, show_grads=grads)
+    assert {f"t{t}" for t in range(T)} <= set(_svg_texts(texts))
+
+
+@pytest.mark.parametrize("rankdir", ["TB", "LR"])
+@pytest.mark.parametrize("grads", [False, True])
+def test_lstm_draws_with_dot(rankdir, grads):
+    texts = _svg_texts(_svg(_with_grads(tiny_lstm(steps=3), grads), rankdir=rankdir,
+                            show_grads=grads))
+    assert {"t0", "t1", "t2", "cell.weight", "matmul"} <= set(texts)
+
+
+NAMES = ['q"uote', "{brace}", "&amp;", "a & b", "<tag>", "new\nline", "ünï→ħ", "back\\", ""]
+UNARY = [mg.tanh, mg.sigmoid, mg.exp, lambda a: a * a, lambda a: -a, lambda a: a.sum(),
+         lambda a: a[:1], lambda a: a.reshape((1, 3)).reshape((3,))]
+BINARY = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / (
+    b * b + 1), lambda a, b: mg.concat([a, b], axis=0)[:3], lambda a, b: a @ b[:, None] * a,
+    lambda a, b: (a * a + 1) ** b, lambda a, b: mg.stack([a, b, a]).sum(axis=0)]
+
+
+def random_graph(seed):
+    """A random graph over 3-vectors from the public ops; names, scopes (none, one,
+    nested) and which leaves need gradients all drawn at random."""
+    rng = np.random.default_rng(seed)
+    tensors = [mg.Tensor(rng.normal(size=3), requires_grad=bool(rng.integers(2)),
+                         name=str(rng.choice(NAMES)) or None) for _ in range(3)]
+    for k in range(int(rng.integers(4, 12))):
+        odd = str(rng.choice(NAMES[:-1])).replace("/", "|")
+        scopes = [(), ("s",), ("s", f"t{k % 3}"), (odd, f"t{k}")][int(rng.integers(4))]
+        with contextlib.ExitStack() as stack:
+            for scope in scopes:
+                stack.enter_context(mg.scope(scope))
+            if rng.random() < 0.4:
+                out = UNARY[int(rng.integers(len(UNARY)))](tensors[int(rng.integers(len(tensors)))])
+            else:
+                a, b = rng.choice(len(tensors), 2)
+                out = BINARY[int(rng.integers(len(BINARY)))](tensors[a], tensors[b])
+            if out.shape != (3,):
+                out = out * mg.Tensor(np.ones(3), name=str(rng.choice(NAMES)))
+            out.name = str(rng.choice(NAMES)) or None
+            tensors.append(out)
+    return sum(tensors[3:], tensors[3]).sum()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_graphs_draw_with_dot(seed):
+    loss = random_graph(seed)
+    grads = seed % 2 == 1 and loss.requires_grad
+    texts = _svg_texts(_svg(_with_grads(loss, grads), rankdir=["TB", "LR"][seed % 4 // 2],
+                            show_grads=grads))
+    for tensor in topological_order(loss):
+        for line in (tensor.name or "").split("\n"):
+            if line:
+                assert line in texts, (line, texts)
+
+
+def test_one_minus_z_is_drawn_unlike_z_minus_one():
+    def drawn(expression):
+        z = mg.Tensor(np.ones(2), requires_grad=True, name="z")
+        nodes, _, edges = parse(mg.viz.graph(expression(z).sum()).source)
+        op = next(n for n, (label, _, _) in nodes.items() if label == "subtract")
+        return {nodes[tail][0]: port for tail, head, _, _, port in edges if head == op}
+
+    assert drawn(lambda z: 1 - z) == {"1": "p0", "z | (2,)": "p1"}
+    assert drawn(lambda z: z - 1) == {"z | (2,)": "p0", "1": "p1"}
+    z = mg.Tensor(np.ones(2), requires_grad=True, name="z")
+    texts = _svg_texts(_svg((1 - z).sum()))
+    assert {"a", "b", "subtract"} <= set(texts)  # the slots are named in the picture
+
+
+def test_operand_slots_of_matmul_concat_and_divide():
+    a = mg.Tensor(np.ones((2, 2)), requires_grad=True, name="a")
+    b = mg.Tensor(np.ones((2, 2)), requires_grad=True, name="b")
+    nodes, _, edges = parse(mg.viz.graph((mg.concat([b, a, b @ a / a])).sum()).source)
+    slots = {}
+    for tail, head, _, _, port in edges:
+        slots.setdefault(nodes[head][0], {})[nodes[tail][0].split(" | ")[0]] = port
+    assert slots["matmul"] == {"b": "p0", "a": "p1"}
+    assert slots["concat axis=-1"]["b"] == "p0" and slots["concat axis=-1"]["a"] == "p1"
+    assert slots["divide"]["a"] == "p1"
+
+
+def _z_users(source):
+    """For every step: the ops z's tail ports o0, o1, ... lead to, in port order."""
+    nodes, _, edges = parse(source)
+    by_step = {}
+    for tail, head, _, tail_port, _ in edges:
+        if tail_port and nodes[head][0].startswith("slice [:, "):
+            by_step.setdefault(nodes[head][1][-1], []).append((int(tail_port[1:]), head))
+    return {step: [nodes[h][0] for _, h in sorted(users)] for step, users in by_step.items()}
+
+
+def test_the_gates_keep_one_order_in_every_step():
+    source = mg.viz.graph(tiny_lstm(steps=5, H=2)).source
+    gates = ["slice [:, :2]", "slice [:, 2:4]", "slice [:, 4:6]", "slice [:, 6:]"]
+    assert _z_users(source) == {f"t{t}": gates for t in range(5)}  # i, f, g, o
+    # and dot draws them so: left to right in creation order, in every step
+    layout = json.loads(run_dot(source, "json"))
+    x_of = {obj["name"]: float(obj["pos"].split(",")[0]) for obj in layout["objects"]
+            if "pos" in obj}
+    nodes, _, _ = parse(source)
+    for t in range(5):
+        slices = sorted((int(n[2:]), n) for n, (label, path, _) in nodes.items()
+                        if label in gates and path[-1] == f"t{t}")
+        xs = [x_of[n] for _, n in slices]
+        assert xs == sorted(xs), (t, xs)
+
+
+# -- the guard --------------------------------------------------------------------------
+
+def test_a_graph_too_big_for_dot_is_refused_before_dot_runs(monkeypatch):
+    loss = hand_rnn(150)
+    monkeypatch.setenv("PATH", "")  # dot is never reached
+    with pytest.raises(ValueError, match=r"too big.*keep_steps=(\d+).*view='steps'") as err:
+        mg.viz.graph(loss)
+    keep = int(re.search(r"keep_steps=(\d+)", str(err.value)).group(1))
+    mg.viz.graph(loss, keep_steps=keep)  # the suggestion fits
+    assert layout_size(mg.viz.graph(hand_rnn(8))) < mg.viz.LAYOUT_LIMIT
+
+
+@pytest.mark.parametrize("view", sorted(mg.viz.VIEWS))
+def test_the_guard_applies_to_every_view(monkeypatch, view):
+    loss = tiny_lstm(steps=3)
+    mg.viz.graph(loss, view=view)
+    monkeypatch.setattr(mg.viz, "LAYOUT_LIMIT", 10)
+    with pytest.raises(ValueError, match="too big for Graphviz"):
+        mg.viz.graph(loss, view=view)
+
+
+def test_layout_size_counts_the_ranks_long_edges_span():
+    class Drawing:
+        body = ["\ta [label=a]\n", "\tb [label=b]\n", "\tc [label=c]\n", "\ta -> b\n",
+                "\tb -> c\n", "\ta -> c\n"]
+    # 3 nodes, 3 edges, and a -> c spans two ranks: one chain node
+    assert layout_size(Drawing) == 3 + 3 + 1
+
+
+# -- errors and files -------------------------------------------------------------------
+
+def test_graph_of_something_else_than_a_tensor_is_a_type_error():
+    with pytest.raises(TypeError, match=r"Tensor.*got numpy\.ndarray"):
+        mg.viz.graph(np.ones(2))
+    with pytest.raises(TypeError, match=r"Tensor.*got list"):
+        mg.viz.render([1.0], "g.svg")
+
+
+def test_a_failing_dot_becomes_a_clear_runtime_error(tmp_path, monkeypatch):
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Error: lost v7 v8 edge' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    with pytest.raises(RuntimeError, match=r"(?s)dot failed.*exit status 1.*lost v7 v8 edge"):
+        mg.viz.render(chain(2), tmp_path / "g.svg")
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_a_250_byte_file_name_renders(tmp_path):
+    path = tmp_path / ("g" * 246 + ".svg")
+    assert mg.viz.render(chain(2), path) == path
+    assert ET.parse(path).getroot().tag == SVG + "svg"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_render_writes_through_a_symlink(tmp_path):
+    target = tmp_path / "real.svg"
+    target.write_text("old")
+    link = tmp_path / "link.svg"
+    link.symlink_to(target)
+    mg.viz.render(chain(2), link)
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert ET.parse(target).getroot().tag == SVG + "svg"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.svg", "real.svg"]
+
