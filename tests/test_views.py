@@ -306,6 +306,23 @@ def test_rolled_view_with_x_needing_a_gradient_folds_every_step():
     assert [label for a, _, label in found if a == weight[0]] == [f"\u00d7{T}"]
 
 
+def test_rolled_view_writes_every_step_in_creation_order():
+    """Each run's nodes are written as its steps made them (gates i, f, g, o), and the
+    DOT text of one run lists the same ops as any of the steps it stands for."""
+    loss = backward(lstm_loss(5, 2))
+    drawing = rolled_view.draw(loss)
+    order = topological_order(loss)
+    written = re.findall(r"^\t\t\t(r\d+_\d+) \[", drawing.source, re.M)
+    for run in sorted({n.split("_")[0] for n in written}):
+        nodes = [n for n in written if n.split("_")[0] == run]
+        assert [int(n.split("_")[1]) for n in nodes] == list(range(len(nodes)))
+        for k in range(len(drawing.node_ids[nodes[0]]["tensors"])):  # every step
+            tensors = [order[drawing.node_ids[n]["tensors"][k]] for n in nodes]
+            assert [t.name for t in tensors if t.name in ("i", "f", "g", "o")] == [
+                "i", "f", "g", "o"]
+            assert len({t.scope for t in tensors}) == 1
+
+
 def test_rolled_view_never_merges_steps_of_different_structure():
     h = mg.Tensor(np.ones(3), requires_grad=True, name="h0")
     for t in range(6):
