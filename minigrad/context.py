@@ -166,7 +166,7 @@ try:  # numpy >= 2 keeps the setting in a context variable: setting it directly 
     from numpy._core._ufunc_config import _extobj_contextvar as numpy_errors
     from numpy._core._ufunc_config import _make_extobj
     IGNORE = _make_extobj(all="ignore")
-except ImportError:  # numpy 1.x
+except (ImportError, TypeError):  # numpy 1.x, or a numpy whose internals moved
     class _NumpyErrors:
         @staticmethod
         def set(settings):
