@@ -143,6 +143,17 @@ def test_the_eight_step_addition_lstm_fits_in_two_megabytes(tmp_path):
     assert os.path.getsize(path) <= 2_000_000
 
 
+def test_a_view_too_big_for_dot_draws_the_first_and_last_steps(tmp_path, monkeypatch):
+    _, _, loss = lstm_loss(steps=6)
+    monkeypatch.setattr(mg.viz, "LAYOUT_LIMIT", 1500)  # the ops view of 6 steps: ~2,300
+    with pytest.raises(ValueError, match="too big"):
+        mg.viz.graph(loss, view="ops")
+    data = page_json(mg.viz.explore(loss, tmp_path / "page.html"))
+    assert data["views"]["ops"]["keep_steps"] == 2  # t0, t1, t4, t5 drawn
+    assert data["views"]["steps"]["keep_steps"] is None
+    assert len(data["sweep"]) > 6 * 15  # the timeline still covers the whole sweep
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda loss: (loss, "page.svg"), "must end in .html"),
     (lambda loss: (loss.op.inputs[0], "page.html"), "one-element root"),

@@ -293,7 +293,9 @@
         ctx.fillRect(x, base - bh, bw, bh);
       }
       ctx.fillStyle = "#555";
-      ctx.fillText(label === null ? "outside the steps" : label, x + bw / 2, h - 2);
+      if (j % Math.max(1, Math.ceil(n * 26 / w)) === 0 || label === null) {
+        ctx.fillText(label === null ? "outside the steps" : label, x + bw / 2, h - 2);
+      }
     });
   }
 
@@ -339,12 +341,15 @@
     ctx.strokeStyle = "#ddd";
     ctx.fillStyle = "#666";
     ctx.textAlign = "right";
-    for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) {
+    // Labels are thinned so that they never overlap, however many steps and decades.
+    const decades = Math.max(1, Math.ceil((hi - lo) / 5));
+    for (let e = Math.ceil(lo / decades) * decades; e <= Math.floor(hi); e += decades) {
       ctx.beginPath(); ctx.moveTo(left, Y(10 ** e)); ctx.lineTo(w - right, Y(10 ** e)); ctx.stroke();
       ctx.fillText("1e" + e, left - 4, Y(10 ** e) + 3);
     }
     ctx.textAlign = "center";
-    for (let t = 0; t <= tmax; t++) ctx.fillText("t" + t, X(t), h - 6);
+    const every = Math.max(1, Math.ceil((tmax + 1) * 30 / (w - left - right)));
+    for (let t = 0; t <= tmax; t += every) ctx.fillText("t" + t, X(t), h - 6);
     const entry = k >= 0 ? D.sweep[k] : null;
     if (entry && entry.label) {
       const t = +entry.label.slice(1);
@@ -547,7 +552,10 @@
     const b = document.createElement("button");
     b.textContent = name;
     b.dataset.view = name;
-    b.title = ({ ops: "every primitive op and tensor: the unrolled graph in full",
+    const keep = views[name].map.keep_steps;
+    if (keep) b.textContent = name + " (" + keep + " + " + keep + " steps)";
+    b.title = (keep ? "only the first and last " + keep + " time steps are drawn in this view, " +
+      "the others would be too big to lay out; " : "") + ({ ops: "every primitive op and tensor: the unrolled graph in full",
       steps: "one node per time step, the state passing along labelled edges",
       rolled: "one step's ops drawn once, the recurrence as back-edges" })[name] || name + " view";
     b.addEventListener("click", () => setView(name));

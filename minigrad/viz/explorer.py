@@ -56,9 +56,9 @@ def explore(root, path, *, title=None):
         data = page_data(root, order, sweep)
         views = {}
         for name in VIEWS:
-            drawing = graph(root, view=name, show_grads=False)
+            drawing, keep = _fitting_drawing(graph, root, name)
             views[name] = _svg(drawing, name)
-            data["views"][name] = _node_maps(drawing, order, root)
+            data["views"][name] = dict(_node_maps(drawing, order, root), keep_steps=keep)
     if title is not None:
         data["title"] = str(title)
     _write_atomically(path, _page(data, views).encode("utf-8"))
@@ -284,6 +284,22 @@ def _node_maps(drawing, order, root):
                        position[id(t)]] for t in step.state_in]
     return {"tensor": nodes, "op": [None if t.op is None else nodes[i]
                                     for i, t in enumerate(order)], "edges": edges}
+
+
+def _fitting_drawing(graph, root, view):
+    """``(drawing, keep_steps)``: the whole view, or, when it is too big for ``dot`` (a
+    long sequence in the ops view), its first and last ``keep_steps`` time steps, as
+    many as fit. The page says which steps a view leaves out; the timeline still runs
+    over the whole sweep, and the other views show all of it."""
+    try:
+        return graph(root, view=view), None
+    except ValueError as too_big:
+        for keep in (16, 8, 4, 2, 1):
+            try:
+                return graph(root, view=view, keep_steps=keep), keep
+            except ValueError:
+                continue
+        raise too_big
 
 
 _LEGEND = re.compile(r'<g id="node\d+" class="node">\s*<title>legend</title>.*?</g>\s*',
