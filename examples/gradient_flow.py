@@ -1,6 +1,6 @@
 """Why the LSTM: how much gradient reaches each of 100 time steps, measured.
 
-    python examples/gradient_flow.py [--length 100] [--train-steps 600] [--json PATH]
+    python examples/gradient_flow.py [--length 100] [--train-steps 2000] [--json PATH]
 
 Training a recurrent network means the loss, computed after the last step, must send a
 gradient back to every earlier step: that gradient is the only way a step learns that
@@ -8,8 +8,8 @@ what it saw mattered. For four networks (a plain tanh RNN, a GRU, an LSTM, and a
 whose forget gate starts open) this script computes the loss of the adding problem
 (``examples/adding_problem.py``) on one batch, runs backward once, and reads off
 ``|dLoss/dh_t|`` for every step t with one call, ``mg.step_grad_norms``. It does so at
-initialisation and again after a short training, and draws all of it on one log-scale
-figure.
+initialisation and again after training (until the network has clearly learned the task,
+or a step budget runs out), and draws all of it on one log-scale figure.
 
 What to look for: in the RNN the gradient shrinks by a constant factor at every step
 back in time, a straight line on the log scale, and by t = 0 nothing is left. In the
@@ -35,6 +35,8 @@ MODELS = {  # label: (kind, forget_bias)
 }
 COLOURS = dict(zip(MODELS, ("tab:red", "tab:orange", "tab:blue", "tab:green")))
 PROBE = 128  # sequences of the batch whose gradient is measured
+SOLVED_MSE = 0.01  # training stops below this held-out MSE (the baseline is 1/6)
+CHECK_EVERY = 50   # training steps between two looks at the held-out MSE
 
 
 def parse_args(argv=None):
@@ -44,9 +46,10 @@ def parse_args(argv=None):
     add("--length", type=lesson.bounded_int(2, 100_000), default=100,
         help="T, the number of steps (default 100)")
     add("--hidden", type=lesson.positive_int, default=32, help="hidden size (default 32)")
-    add("--train-steps", type=lesson.nonnegative_int, default=600,
-        help="training steps on the adding problem before the second measurement "
-             "(default 600; 0: only at initialisation)")
+    add("--train-steps", type=lesson.nonnegative_int, default=2000,
+        help="at most this many training steps on the adding problem before the second "
+             f"measurement; a model stops once its held-out MSE is below {SOLVED_MSE} "
+             "(default 2000; 0: measure at initialisation only)")
     add("--batch-size", type=lesson.positive_int, default=32,
         help="sequences per training step (default 32)")
     add("--lr", type=lesson.positive_float, default=1e-2, help="Adam's learning rate (0.01)")
@@ -63,16 +66,23 @@ def gradient_per_step(model, x, y):
     return {key.split("/")[-1]: values for key, values in norms.items()}
 
 
-def train(model, steps, args, rng):
-    """A short run of the adding problem's training loop."""
+def train(model, steps, args, rng, held_out, bar):
+    """The adding problem's training loop, until the model has clearly learned the task
+    (held-out MSE below SOLVED_MSE) or for ``steps`` steps; returns the steps taken."""
     optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         x, y = sample(args.batch_size, args.length, rng)
         loss = mg.nn.mse_loss(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         mg.optim.clip_grad_norm(model.parameters(), 1.0)
         optimizer.step()
+        bar.update()
+        if step % CHECK_EVERY == 0 and \
+                np.mean((predict(model, held_out[0]) - held_out[1]) ** 2) < SOLVED_MSE:
+            break
+    bar.update(steps - step)
+    return step
 
 
 def orders_lost(norms):
@@ -87,7 +97,8 @@ def main(argv=None):
     T = args.length
     probe_x, probe_y = sample(PROBE, T, np.random.default_rng(T))  # one batch, for all
     test_x, test_y = sample(1024, T, np.random.default_rng(T + 1))
-    stages = ["at initialisation"] + ([f"after {args.train_steps} training steps"]
+    held_out = sample(256, T, np.random.default_rng(T + 2))  # for the stopping rule
+    stages = ["at initialisation"] + ([f"after training (at most {args.train_steps:,} steps)"]
                                       if args.train_steps else [])
     results = {}
     bar = lesson.progress(len(MODELS) * (1 + args.train_steps), "measuring", args.quiet)
@@ -98,8 +109,8 @@ def main(argv=None):
         entry = {"init": gradient_per_step(model, probe_x, probe_y)}
         bar.update()
         if args.train_steps:
-            train(model, args.train_steps, args, np.random.default_rng(seeds[1]))
-            bar.update(args.train_steps)
+            entry["train_steps"] = train(model, args.train_steps, args,
+                                         np.random.default_rng(seeds[1]), held_out, bar)
             entry["trained"] = gradient_per_step(model, probe_x, probe_y)
             answer = predict(model, test_x)
             entry["test_mse"] = float(np.mean((answer - test_y) ** 2))
@@ -110,16 +121,17 @@ def main(argv=None):
     print(f"|dLoss/dh_t| from t = {T - 1} back to t = 0, {PROBE} sequences of the adding "
           f"problem, hidden {args.hidden}:")
     for label, entry in results.items():
-        for stage, key in zip(stages, ("init", "trained")):
+        for stage, key in zip(("initialised", "trained"), ("init", "trained")[:len(stages)]):
             h = entry[key]["h"]
-            line = (f"  {label:20s} {stage:28s} {h[-1]:9.2e} -> {h[0]:9.2e}: "
+            line = (f"  {label:20s} {stage:12s} {h[-1]:9.2e} -> {h[0]:9.2e}: "
                     f"{orders_lost(h):5.1f} orders of magnitude lost")
             if "c" in entry[key]:
                 line += f" (cell state c: {orders_lost(entry[key]['c']):.1f})"
             print(line)
         if "test_mse" in entry:
-            print(f"  {'':20s} test MSE after training {entry['test_mse']:.4f} (baseline "
-                  f"{BASELINE_MSE:.4f}), within 0.04: {entry['test_accuracy']:.1%}")
+            print(f"  {'':20s} after {entry['train_steps']:,} steps: test MSE "
+                  f"{entry['test_mse']:.4f} (baseline {BASELINE_MSE:.4f}), within 0.04: "
+                  f"{entry['test_accuracy']:.1%}")
 
     os.makedirs(args.out, exist_ok=True)
     plot = save_plot(results, stages, os.path.join(args.out, "gradient_flow.png"), args)
@@ -133,7 +145,8 @@ def main(argv=None):
             if key in entry:
                 out[key] = {name: values.tolist() for name, values in entry[key].items()}
                 out[f"orders_lost_{key}"] = orders_lost(entry[key]["h"])
-        out.update({k: entry[k] for k in ("test_mse", "test_accuracy") if k in entry})
+        out.update({k: entry[k] for k in ("train_steps", "test_mse", "test_accuracy")
+                    if k in entry})
     if lesson.write_json(args.json, record) not in (None, "-"):
         print(f"results: {args.json}")
     return 0
@@ -151,8 +164,10 @@ def save_plot(results, stages, path, args):
     for ax, stage, key in zip(axes[0], stages, ("init", "trained")):
         for label, entry in results.items():
             norms = entry[key]
+            trained = (f", {entry['train_steps']:,} steps, test MSE {entry['test_mse']:.3f}"
+                       if key == "trained" else "")
             ax.semilogy(steps, norms["h"], color=COLOURS[label],
-                        label=f"{label}: {orders_lost(norms['h']):.1f} orders lost")
+                        label=f"{label}: {orders_lost(norms['h']):.1f} orders lost{trained}")
             if "c" in norms:
                 ax.semilogy(steps, norms["c"], color=COLOURS[label], ls=":", lw=1)
         ax.set_title(f"{stage}")
