@@ -207,7 +207,8 @@ def test_record_backward_lists_each_op_in_engine_order_with_its_gradients():
     with mg.record_backward() as sweep:
         out.backward(retain_graph=True)
     assert sweep.steps == list(sweep) and all(isinstance(s, mg.SweepStep) for s in sweep)
-    assert [s.tensor.serial for s in sweep] == sorted((s.tensor.serial for s in sweep), reverse=True)
+    serials = [s.tensor.serial for s in sweep]
+    assert serials == sorted(serials, reverse=True)
     assert sweep[0].tensor is out and all(s.op is s.tensor.op for s in sweep)
     assert [s.op.label for s in sweep] == ["add", "sum", "add", "sum", "multiply", "slice",
                                            "multiply"]  # const[1:] needs no gradient: no op

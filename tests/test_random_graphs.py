@@ -26,7 +26,8 @@ SHAPES = [(), (1,), (3,), (0,), (2, 3), (1, 3), (3, 1), (2, 0), (2, 1, 3), (1, 2
 class NumpyOps:
     """minigrad's functional API written with numpy alone: the reference backend."""
 
-    add, subtract, multiply = staticmethod(np.add), staticmethod(np.subtract), staticmethod(np.multiply)
+    add, subtract = staticmethod(np.add), staticmethod(np.subtract)
+    multiply = staticmethod(np.multiply)
     divide, power, matmul = staticmethod(np.divide), staticmethod(np.power), staticmethod(np.matmul)
     negative, exp, log, tanh = (staticmethod(np.negative), staticmethod(np.exp),
                                 staticmethod(np.log), staticmethod(np.tanh))
@@ -144,7 +145,10 @@ def random_program(seed):
         params, args = (), [a]
         if name in ("add", "subtract", "multiply", "divide", "power"):
             others = [i for i, s in enumerate(shapes) if _broadcasts(s, shape)]
-            b = int(rng.choice(others)) if rng.random() < 0.5 else new_leaf(broadcast_partner(rng, shape))
+            if rng.random() < 0.5:
+                b = int(rng.choice(others))
+            else:
+                b = new_leaf(broadcast_partner(rng, shape))
             args = [a, b] if rng.random() < 0.5 else [b, a]
         elif name == "matmul":
             if ndim == 0:
