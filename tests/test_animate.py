@@ -64,6 +64,16 @@ def test_frames_show_the_sweep_moving(gif):
     assert white[-1] < white[0]  # the steps fill in as the gradient reaches them
 
 
+def test_keep_steps_leaves_the_middle_steps_out_of_the_drawing(tmp_path):
+    _, _, loss = lstm_loss(steps=6)
+    whole = frames(mg.viz.animate(loss, tmp_path / "whole.gif"))
+    kept = frames(mg.viz.animate(loss, tmp_path / "kept.gif", keep_steps=1))
+    assert len(kept) == len(whole)  # still one frame per step of the sweep
+    assert kept[0][0].shape[1] == whole[0][0].shape[1] == animation.WIDTH
+    # the middle steps are one marker node: the drawing is not the same
+    assert not np.array_equal(kept[-1][0][:200], whole[-1][0][:200])
+
+
 def test_first_and_last_frames_stay_longer(gif):
     durations = [d for _, d in frames(gif[2])]
     assert durations[0] > durations[1] and durations[-1] > durations[1]

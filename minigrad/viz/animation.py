@@ -28,12 +28,14 @@ FONT = "DejaVuSans.ttf"
 CURRENT = "#d50000"
 
 
-def animate(root, path, *, view="steps", parameter=None, title=None, frame_ms=700):
+def animate(root, path, *, view="steps", parameter=None, title=None, keep_steps=None,
+            frame_ms=700):
     """Write a GIF of the backward sweep from ``root`` (a one-element loss) to ``path``.
 
     view       the drawing to animate: "steps" (default) or any other of ``mg.viz.VIEWS``.
     parameter  the name of the parameter whose per-step contributions are drawn under
                the graph (default: the one that receives the most of them).
+    keep_steps draw only the first and last ``keep_steps`` time steps (long sequences).
     frame_ms   how long each frame shows; the first and last frames stay longer.
 
     The sweep is recorded as in ``mg.viz.explore``: the graph is retained and every
@@ -54,7 +56,7 @@ def animate(root, path, *, view="steps", parameter=None, title=None, frame_ms=70
         raise RuntimeError(MISSING_DOT.format(suffix=".gif"))
     with recorded_sweep(root, "animate") as (order, sweep):
         data = page_data(root, order, sweep)
-        drawing = graph(root, view=view, show_grads=False)
+        drawing = graph(root, view=view, keep_steps=keep_steps)
         maps = _node_maps(drawing, order, root)
     shown = _parameter(data, parameter)
     frames = []
@@ -145,11 +147,15 @@ def _frame_drawing(drawing, data, maps, k):
         if norm is not None and (node not in norms or norms[node] is None or norm > norms[node]):
             norms[node] = norm
         norms.setdefault(node, None)
+    meanings = getattr(drawing, "node_ids", {})
     lines = []
     for node, norm in norms.items():
         fill = "#ffffff" if norm is None else _colour(norm, data["range"])
         font = "#ffffff" if norm is not None and _is_dark(fill) else "#000000"
-        lines.append(f'\t{node} [fillcolor="{fill}" fontcolor="{font}"]\n')
+        # the marker of steps left out is drawn unfilled: it needs the style to show one
+        style = ' style="dashed,rounded,filled"' if meanings.get(node, {}).get("kind") \
+            == "hidden" else ""
+        lines.append(f'\t{node} [fillcolor="{fill}" fontcolor="{font}"{style}]\n')
     if k >= 0:
         i = data["sweep"][k]["tensor"]
         current = maps["op"][i] or maps["tensor"][i]

@@ -262,6 +262,12 @@ def _node_maps(drawing, order, root):
     structure = TimeSteps(root)
     position = {id(t): i for i, t in enumerate(order)}
     headers = {m["layer"]: node for node, m in meanings.items() if m.get("kind") == "layer"}
+    for node, meaning in meanings.items():  # steps left out by keep_steps: their marker
+        if meaning.get("kind") == "hidden":
+            for step in structure.layers.get(meaning["layer"], ()):
+                if step.t in meaning["t"]:
+                    for tensor in step.tensors:
+                        nodes[position[id(tensor)]] = nodes[position[id(tensor)]] or node
     step_node = {}
     for layer, steps in structure.layers.items():
         for step in steps:
