@@ -6,6 +6,8 @@ gradient fails. Shapes cover 0-d tensors, size-1 dimensions and broadcasting; si
 tanh and softplus (and softmax, log_softmax, cross_entropy) also get saturated inputs
 (|x| = 30).
 """
+import warnings
+
 import numpy as np
 import pytest
 
@@ -205,6 +207,20 @@ def test_no_grad_records_nothing_and_data_stays_an_ndarray(fn, shapes, make):
         out = fn(*[mg.Tensor(a) for a in arrays])
     assert out.op is None and not out.requires_grad
     assert isinstance(out.data, np.ndarray)
+
+
+EXTREMES = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e308, -1e308, 1e-320, 1.0, -2.0])
+
+
+@pytest.mark.parametrize("fn, shapes, make", OP_TABLE)
+def test_no_numpy_warning_escapes_at_zeros_infinities_and_nan(fn, shapes, make):
+    """As in PyTorch, overflow, log(0), 0/0 give inf and NaN silently, forward and backward."""
+    rng = np.random.default_rng(4)
+    inputs = [mg.Tensor(rng.choice(EXTREMES, s), requires_grad=True) for s in shapes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = fn(*inputs)
+        out.backward(np.ones(out.shape))
 
 
 FORWARD_VALUES = [
