@@ -38,7 +38,7 @@ DEFAULT_RANKDIR = "TB"  # time steps top to bottom, the ops of a step flowing do
 # an LSTM step reads as well (checked by eye at 2, 8 and 32 steps) and lays out in a
 # fraction of the time: benchmarks/viz.py.
 LAYOUT = {"newrank": "true", "ordering": "out", "nslimit": "1", "nslimit1": "1",
-          "mclimit": "0.3", "nodesep": "0.12", "ranksep": "0.2", "fontname": "Helvetica"}
+          "mclimit": "0.3", "nodesep": "0.12", "ranksep": "0.16", "fontname": "Helvetica"}
 
 # Ops whose inputs can be swapped: drawn as one box. Every other op with two or more
 # inputs shows where each goes (a, b or 0, 1, 2, ...), so 1 - z differs from z - 1.
@@ -422,6 +422,9 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     body = [f'label="{_escape(title)}" labelloc="t" fontsize="16"'] if title else []
     legend = _legend(drawing.roles, grad_range, drawing.has_no_grad, bool(drawing.markers))
     body.append(f"legend [shape=plaintext fontsize=10 label={legend}]")
+    # tied to the root, the legend sits just below the graph instead of beside it as a
+    # component of its own, which widened every picture by its width
+    body.append(f"{drawing.node_of[-1]} -> legend [style=invis]")
     body += drawing.cluster_lines()
     body += drawing.edge_lines(counts, parameters)
     body += step_lines

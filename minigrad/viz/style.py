@@ -166,33 +166,35 @@ def _log_range(norms):
 
 
 def _legend(roles, grad_range, has_no_grad, has_elided):
-    """An HTML-like table explaining the colours and stating the range of the scale."""
-    rows = []
+    """An HTML-like table explaining the colours and stating the range of the scale.
 
-    def row(swatch, text):
-        rows.append(f'<tr><td {swatch} width="16"> </td>'
-                    f'<td align="left">{html.escape(text)}</td></tr>')
+    Wide and short, one line for the roles and one for the gradient scale: the legend
+    shares the first rank with the graph's inputs, and a tall one pushed the whole
+    drawing down by its height.
+    """
+    def line(title, items):
+        cells = "".join(f'<td {swatch} border="1" width="14"> </td>'
+                        f'<td align="left">{html.escape(text)}</td>' for swatch, text in items)
+        return (f'<tr><td><table border="0" cellborder="0" cellspacing="2" cellpadding="1">'
+                f'<tr><td align="left"><b>{html.escape(title)}</b></td>{cells}</tr></table>'
+                "</td></tr>")
 
     part = "fill" if grad_range is None else "border"
-    for role, (fill, border) in ROLES.items():
-        if role in roles:
-            row(f'bgcolor="{fill if grad_range is None else border}"', f"{role} ({part})")
-    row(f'bgcolor="{OP_STYLE["fillcolor"]}"', "op")
+    items = [(f'bgcolor="{fill if grad_range is None else border}"', f"{role} ({part})")
+             for role, (fill, border) in ROLES.items() if role in roles]
+    items.append((f'bgcolor="{OP_STYLE["fillcolor"]}"', "op"))
     if has_elided:
-        row('bgcolor="#ffffff" style="dashed"', "time steps not drawn")
+        items.append(('bgcolor="#ffffff" style="dashed"', "time steps not drawn"))
+    lines = [line("legend", items)]
     if grad_range is not None:
         low, high = grad_range
-        rows.append('<tr><td colspan="2" align="left"><b>log10 |grad| (fill)</b></td></tr>')
-        for k in range(4, -1, -1):
-            row(f'bgcolor="{_scale_colour(k / 4)}"', f"{low + (high - low) * k / 4:+.1f}")
-        rows.append(f'<tr><td colspan="2" align="left">range {low:+.1f} to {high:+.1f}</td>'
-                    '</tr>')
+        items = [(f'bgcolor="{_scale_colour(k / 4)}"', f"{low + (high - low) * k / 4:+.1f}")
+                 for k in range(5)]
         if has_no_grad:
-            row(f'bgcolor="{NO_GRAD_FILL}"', "no or zero gradient")
-    return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
-            '<tr><td colspan="2"><b>legend</b></td></tr>' + "".join(rows) + "</table>>")
-
-
+            items.append((f'bgcolor="{NO_GRAD_FILL}"', "no or zero gradient"))
+        lines.append(line(f"log10 |grad| (fill), range {low:+.1f} to {high:+.1f}:", items))
+    return ('<<table border="0" cellborder="0" cellspacing="0" cellpadding="0">'
+            + "".join(lines) + "</table>>")
 
 
 # -- ranks --------------------------------------------------------------------------------
