@@ -109,7 +109,9 @@ class Elementwise(Op):
     ufunc = None
 
     def forward(self, a, b):
-        if a.dtype is not b.dtype and (a.ndim == 0) != (b.ndim == 0) and a.dtype != b.dtype:
+        # "is not" first: numpy's built-in dtypes are singletons, so equal dtypes (the
+        # common case) cost one identity test.
+        if a.dtype is not b.dtype and a.dtype != b.dtype and (a.ndim == 0) != (b.ndim == 0):
             if a.ndim == 0:
                 a = a.astype(b.dtype)
             else:
