@@ -119,10 +119,10 @@ def build(args):
     total = int(a[0]) + int(b[0])
     state = "untrained" if args.model is None else "trained"
     title = (f"{int(a[0])} + {int(b[0])} = {total} in {args.steps} bits, least-significant "
-             f"first: a {state} {model.cell.upper()} (hidden size {args.hidden}) unrolled "
-             f"over {args.steps} time steps\n")
+             f"bit first\na {state} {model.cell.upper()} (hidden size {args.hidden}) "
+             f"unrolled over {args.steps} time steps\n")
     if args.grads:
-        title += f"fill colour: size of the gradient of {what}"
+        title += f"colour: size of the gradient of {what}"
     else:
         title += f"output: {what}"
     return loss, title
