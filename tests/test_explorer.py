@@ -114,6 +114,10 @@ def test_each_parameter_gets_one_contribution_per_time_step(tmp_path):
     labels = [a[1] for a in weight["arrivals"]]
     assert labels == ["t3", "t2", "t1", "t0"]  # last step first
     final = weight["arrivals"][-1][3]
+    before = 0.0
+    for arrival in weight["arrivals"]:  # so far = the sum before + the latest contribution
+        assert arrival[3]["mean"] == pytest.approx(before + arrival[4]["mean"])
+        before = arrival[3]["mean"]
     loss.backward(retain_grads=True)
     assert final["norm"] == pytest.approx(np.linalg.norm(model.lstm.l0.weight.grad))
 

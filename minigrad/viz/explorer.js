@@ -240,11 +240,15 @@
     const top = Math.max(1e-300, ...[...finals.values()].filter(isFinite));
     const card = document.createElement("div");
     card.className = "param";
-    card.innerHTML = '<span class="name"></span><span class="so-far"></span><canvas height="54"></canvas>';
+    card.innerHTML = '<span class="name"></span><span class="so-far"></span><canvas height="54"></canvas>' +
+      '<div class="sum"><figure><canvas></canvas><figcaption>so far</figcaption></figure>' +
+      '<span>=</span><figure><canvas></canvas><figcaption>before</figcaption></figure>' +
+      '<span>+</span><figure><canvas></canvas><figcaption>latest</figcaption></figure></div>';
     card.querySelector(".name").textContent = tensorName(i) + " " + JSON.stringify(t.shape).replace(/,/g, ", ");
     card.querySelector(".name").addEventListener("click", () => select(i));
     $("parameter-list").appendChild(card);
-    return { i, labels, finals, top, card, canvas: card.querySelector("canvas") };
+    return { i, labels, finals, top, card, canvas: card.querySelector("canvas"),
+      sum: [...card.querySelectorAll(".sum canvas")], captions: [...card.querySelectorAll(".sum figcaption")] };
   });
 
   function drawParam(p, pos) {
@@ -260,6 +264,14 @@
       if (a[0] === k) arriving = true;
     }
     const final = t.arrivals.length ? t.arrivals[t.arrivals.length - 1][3].norm : 0;
+    // The sum as heatmaps on one colour scale: so far = the sum before + the latest.
+    let j = -1;
+    while (j + 1 < t.arrivals.length && t.arrivals[j + 1][0] <= k) j++;
+    const parts = j < 0 ? [null, null, null]
+      : [t.arrivals[j][3], j > 0 ? t.arrivals[j - 1][3] : "zero", t.arrivals[j][4]];
+    const common = Math.max(...parts.map((x) => (x && x.heat ? x.heat.scale : 0)));
+    parts.forEach((x, m) => heatmap(p.sum[m], x, common, 96, 48));
+    p.captions[2].textContent = j < 0 ? "latest" : "latest: " + (t.arrivals[j][1] || "outside");
     p.card.querySelector(".so-far").textContent =
       "\u2016grad\u2016 " + (last === null ? "0" : fmt(last.norm)) + " of " + fmt(final);
     p.card.classList.toggle("arriving", arriving);
@@ -399,19 +411,25 @@
   });
 
   // -- the selected node ------------------------------------------------------------------
-  function heatmap(canvas, summary) {
+  // A summary's heatmap on ``canvas``: blue negative, white 0, red positive, full colour
+  // at ``common`` (default: the summary's own largest magnitude), cells fitting w x h.
+  function heatmap(canvas, summary, common, w = 160, h = 90) {
     const ctx = canvas.getContext("2d");
     if (!summary || !summary.heat) {
-      canvas.width = 120; canvas.height = 20;
-      ctx.clearRect(0, 0, 120, 20);
+      canvas.width = Math.min(w, 120); canvas.height = 20;
+      ctx.clearRect(0, 0, canvas.width, 20);
       ctx.fillStyle = "#999"; ctx.font = "11px system-ui, sans-serif";
-      ctx.fillText("none yet", 30, 14);
+      ctx.fillText(typeof summary === "string" ? summary : "none yet", 8, 14);
       return;
     }
-    const { rows, cols, codes } = summary.heat;
-    const cell = Math.max(2, Math.min(14, Math.floor(160 / cols), Math.floor(90 / rows)));
-    canvas.width = cols * cell;
-    canvas.height = rows * cell;
+    const { rows, cols, codes, scale } = summary.heat;
+    const ratio = common > 0 ? scale / common : 1;
+    // Cells as square as the space allows, but a single row or column stays visible.
+    let cw = Math.max(2, Math.min(14, Math.floor(w / cols)));
+    let ch = Math.max(2, Math.min(14, Math.floor(h / rows)));
+    [cw, ch] = [Math.min(cw, Math.max(ch, 10)), Math.min(ch, Math.max(cw, 10))];
+    canvas.width = cols * cw;
+    canvas.height = rows * ch;
     const bytes = atob(codes);
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < cols; c++) {
@@ -420,12 +438,12 @@
         let colour;
         if (v === -128) colour = "#000000";
         else {
-          const f = Math.abs(v) / 127;
+          const f = Math.min(1, (Math.abs(v) / 127) * ratio);
           const far = v < 0 ? [33, 102, 172] : [178, 24, 43];
           colour = "rgb(" + far.map((a) => Math.round(255 + (a - 255) * f)).join(",") + ")";
         }
         ctx.fillStyle = colour;
-        ctx.fillRect(c * cell, r * cell, cell, cell);
+        ctx.fillRect(c * cw, r * ch, cw, ch);
       }
     }
   }

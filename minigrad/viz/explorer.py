@@ -105,7 +105,9 @@ def page_data(root, order, sweep):
     steps, done = [], {}
     running = {}  # leaf index -> sum of the contributions so far (float64)
     by_step = {}  # (leaf index, step label) -> sum of that step's contributions so far
-    arrivals = {}  # leaf index -> [[sweep step, label, step-sum norm, summary so far]]
+    # leaf index -> [[sweep step, step label, norm of that step's sum so far,
+    #                 summary of the sum so far, summary of this contribution]]
+    arrivals = {}
     for k, entry in enumerate(sweep):
         index = position[id(entry.tensor)]
         done[index] = k
@@ -123,7 +125,8 @@ def page_data(root, order, sweep):
             running[i] = running[i] + grad if i in running else grad
             by_step[i, label] = by_step[i, label] + grad if (i, label) in by_step else grad
             arrivals.setdefault(i, []).append(
-                [k, label, _number(_norm(by_step[i, label])), summary(running[i])])
+                [k, label, _number(_norm(by_step[i, label])), summary(running[i]),
+                 summary(grad)])
         steps.append({"tensor": index, "norm": _number(_norm(entry.grad)), "inputs": inputs,
                       "label": label})
 
