@@ -22,7 +22,7 @@ from common import (interleaved, lstm_problem, machine, machine_line, median, ta
                     write_json)
 
 import minigrad as mg
-from reference_lstm import ReferenceLSTM
+from reference_lstm import ReferenceLSTM, self_check
 
 try:  # optional: extra columns, never a requirement
     import torch
@@ -172,6 +172,7 @@ def main():
     if args.shapes is None:
         args.shapes = ["S1", "S3"] if args.quick else list(SHAPES)
 
+    self_check()  # a floor that computed something else would make every ratio meaningless
     info = machine()
     if torch is not None:
         info["torch"] = f"{torch.__version__}, {torch.get_num_threads()} threads"

@@ -45,7 +45,8 @@ The input rows are deliberately not split off into one big matmul over all steps
 ``models.LSTM``, each step does one (N, D+H) @ (D+H, 4H) product, so both do the same
 forward matmuls.
 
-Run ``python benchmarks/reference_lstm.py`` to time one training step.
+Run ``python benchmarks/reference_lstm.py`` to check it against minigrad (``self_check``,
+which every benchmark using it runs first) and time one training step.
 """
 import numpy as np
 
@@ -228,6 +229,60 @@ def make_problem(n, t, d, h, out_features=1, dtype=np.float64, seed=0):
     return params, x, target
 
 
+def self_check(seed=7):
+    """Raise AssertionError unless this floor computes exactly what minigrad computes.
+
+    A floor that computed something else would make every speed ratio measured against
+    it meaningless, so every benchmark that uses it calls this first (it takes a few
+    milliseconds). Its gradients are checked two independent ways: against central
+    differences of its own forward pass, with weights spread so that gates saturate
+    somewhere, and against minigrad's backward through ``models.LSTM`` + ``nn.Linear`` +
+    the BCE-with-logits loss on the same arrays, to 1e-10.
+    """
+    import minigrad as mg
+    from models import LSTM
+
+    params, x, target = make_problem(3, 5, 2, 4, 2, seed=seed)
+    params["weight"] *= 4.0
+    ref = ReferenceLSTM(**params)
+    ref.forward(x, target)
+    analytic = {k: v.copy() for k, v in ref.backward(input_grad=True).items()}
+    eps = 1e-6
+    for name, array in dict(params, x=x).items():
+        numeric = np.empty_like(array)
+        for index in np.ndindex(array.shape):
+            original = array[index]
+            array[index] = original + eps
+            plus = ref.forward(x, target)
+            array[index] = original - eps
+            minus = ref.forward(x, target)
+            array[index] = original
+            numeric[index] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(analytic[name], numeric, rtol=1e-6, atol=1e-9,
+                                   err_msg=f"reference LSTM: gradient of {name} against "
+                                           "central differences")
+
+    loss = ref.forward(x, target)  # the buffers now hold the last perturbed run: redo it
+    lstm = LSTM(x.shape[2], params["head_weight"].shape[0], dtype=x.dtype)
+    head = mg.nn.Linear(*params["head_weight"].shape, dtype=x.dtype)
+    lstm.l0.weight.data[...] = params["weight"]
+    lstm.l0.bias.data[...] = params["bias"]
+    head.weight.data[...] = params["head_weight"]
+    head.bias.data[...] = params["head_bias"]
+    xt = mg.Tensor(x, requires_grad=True)
+    out, _ = lstm(xt)
+    mg_loss = mg.nn.binary_cross_entropy_with_logits(head(out), mg.Tensor(target))
+    mg_loss.backward()
+    np.testing.assert_allclose(loss, mg_loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(ref.output, out.data, rtol=0, atol=1e-12)
+    mine = {"weight": lstm.l0.weight.grad, "bias": lstm.l0.bias.grad,
+            "head_weight": head.weight.grad, "head_bias": head.bias.grad, "x": xt.grad}
+    for name, value in mine.items():
+        np.testing.assert_allclose(analytic[name], value, rtol=1e-10, atol=1e-12,
+                                   err_msg=f"reference LSTM: gradient of {name} against "
+                                           "minigrad")
+
+
 def main():
     import argparse
     import time
@@ -238,6 +293,7 @@ def main():
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     parser.add_argument("--reps", type=int, default=50)
     args = parser.parse_args()
+    self_check()
     params, x, target = make_problem(*args.shape, dtype=np.dtype(args.dtype))
     ref = ReferenceLSTM(**params)
     times = []
