@@ -552,7 +552,7 @@
     if (state.playing) return pause();
     if (state.pos >= N) state.pos = 0;
     state.playing = true;
-    $("play").textContent = "\u23F8 pause";
+    $("play").textContent = "|| pause";
     const tick = () => {
       if (state.pos >= N) return pause();
       go(state.pos + 1, false);
