@@ -348,7 +348,12 @@ class Mean(Sum):
     __slots__ = ()
 
     def forward(self, a):
-        return a.mean(axis=self.axis, keepdims=self.keepdims)
+        # The sum over the count, not a.mean: numpy's mean of an empty slice warns through
+        # warnings.warn, which the error state ops run under does not silence; 0 / 0 gives
+        # NaN silently, as PyTorch's mean of nothing does.
+        total = a.sum(axis=self.axis, keepdims=self.keepdims)  # rejects a bad axis first
+        count = math.prod(a.shape[i] for i in _normalize_axes(self.axis, a.ndim))
+        return np.true_divide(total, count)
 
     def backward(self, grad):
         shape = self.inputs[0].data.shape
