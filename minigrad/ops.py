@@ -317,6 +317,8 @@ def _normalize_axes(axis, ndim):
     """A sorted tuple of non-negative axes (all of them for None)."""
     if axis is None:
         return tuple(range(ndim))
+    if ndim == 0:  # numpy and PyTorch take axis 0 or -1 of a 0-d array: nothing to undo
+        return ()
     axes = axis if isinstance(axis, tuple) else (axis,)
     return tuple(sorted(ax % ndim for ax in axes))  # forward already rejected bad axes
 

@@ -38,3 +38,14 @@ def test_cross_entropy_of_an_empty_batch_is_nan_without_a_warning():
     assert np.isnan(loss.item())  # as torch.nn.functional.cross_entropy
     loss.backward()
     assert logits.grad.shape == (0, 4)
+
+
+@pytest.mark.parametrize("reduce", [mg.sum, mg.mean])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_reducing_a_0d_tensor_over_axis_0_has_a_gradient(reduce, axis):
+    # numpy and PyTorch accept axis 0 and -1 on a 0-d array; backward used to divide by
+    # the number of dimensions (ZeroDivisionError).
+    x = leaf(3.0)
+    reduce(x, axis=axis).backward()
+    assert x.grad == 1.0
+    assert mg.gradcheck(lambda t: reduce(t, axis=axis) * t, [leaf(0.7)])
