@@ -208,8 +208,8 @@ def save_plot(history, path, args, test_mse):
     bottom.axhline(args.target, color="gray", ls=":", lw=1, label="stopping target")
     for ax in (top, bottom):
         ax.axvline(PAPER_SEQUENCES, color="tab:purple", ls="--", lw=1)
-    bottom.text(PAPER_SEQUENCES, 0.3, "1997 paper:\n74,000 sequences ", color="tab:purple",
-                fontsize="small", ha="right")
+    bottom.text(PAPER_SEQUENCES, 0.3, "1997 paper, T = 100:\n74,000 sequences ",
+                color="tab:purple", fontsize="small", ha="right")
     bottom.set_ylim(-0.03, 1.03)
     bottom.set_xlabel("training sequences seen")
     bottom.set_ylabel("fraction within 0.04")
