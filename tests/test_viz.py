@@ -274,6 +274,20 @@ def test_keep_steps_elides_the_middle_into_one_marker():
     assert "time steps not drawn" in source  # legend
 
 
+def test_what_hidden_steps_give_one_op_enters_it_as_one_edge():
+    h = mg.Tensor(np.ones(2), requires_grad=True, name="h0")
+    outputs = []
+    for t in range(9):
+        with mg.scope(f"t{t}"):
+            h = mg.tanh(h) * 0.5
+        outputs.append(h)
+    nodes, _, edges = parse(mg.viz.graph(mg.stack(outputs).sum(), keep_steps=2).source)
+    marker = node_labelled(nodes, "5 time steps")
+    into_stack = [(attrs, port) for tail, head, attrs, _, port in edges
+                  if tail == marker and nodes[head][0].startswith("stack")]
+    assert into_stack == [('xlabel="x5" style="dashed"', None)]
+
+
 def test_keep_steps_leaves_short_sequences_alone():
     loss = tiny_lstm(steps=4)
     assert mg.viz.graph(loss, keep_steps=2).source == mg.viz.graph(loss).source

@@ -270,6 +270,8 @@ class _Drawing:
                 ports = [f"p{k}" for k in range(len(inputs))]
             else:  # commutative: a tensor used twice (w * w) is one edge, labelled x2
                 ports = [f"p{inputs.index(node)}" for node in inputs]
+            # what comes out of hidden steps enters as one edge, not one per slot
+            ports = [None if node in markers else port for node, port in zip(inputs, ports)]
             edges = list(zip(inputs, [op_node] * len(inputs), ports))
             edges.append((op_node, self.node_of[index], None))
             for edge in edges:
