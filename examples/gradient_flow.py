@@ -11,12 +11,17 @@ whose forget gate starts open) this script computes the loss of the adding probl
 initialisation and again after training (until the network has clearly learned the task,
 or a step budget runs out), and draws all of it on one log-scale figure.
 
-What to look for: in the RNN the gradient shrinks by a constant factor at every step
-back in time, a straight line on the log scale, and by t = 0 nothing is left. In the
-LSTM the cell state carries it: ``c_t = f * c_{t-1} + i * g`` passes the gradient back
-as ``f * dc_t``, with no squashing non-linearity and no weight matrix in the way (the
-"constant error carousel" of Hochreiter & Schmidhuber 1997). With forget gates near 1,
-the gradient reaches the first step almost whole.
+What to look for. At initialisation every network loses the gradient at a constant rate
+per step, a straight line on the log scale: about 21 orders of magnitude over 100 steps
+(8 for the LSTM whose forget gates start open). The gated networks learn anyway: the
+second marked value often lies near the end, where the gradient is still strong, and
+what they learn from it, gates that keep a value, opens the path further back: in
+the LSTM ``c_t = f * c_{t-1} + i * g`` sends ``f * dc_t`` back to the step before, with
+no weight matrix and no squashing in the way, so with forget gates near 1 the gradient
+reaches t = 0 almost whole (the "constant error carousel" of Hochreiter & Schmidhuber
+1997; the GRU's ``z * h_{t-1}`` does the same). The plain RNN has only ``W_hh`` and
+tanh: training takes it from vanishing to exploding gradients, large but carrying
+nothing useful, and it never beats the baseline.
 """
 import os
 
