@@ -48,6 +48,9 @@ class Step:
     """One time step of one layer.
 
     ``tensors``    the step's tensors in creation order (leaves made inside it included).
+    ``prev``       the step of the layer this one follows, ``next`` the one after it:
+                   t - 1 and t + 1, or t + 1 and t - 1 in a layer that runs backwards
+                   in time (the second half of a bidirectional RNN).
     ``state_in``   tensors of the previous step of the layer that this step consumes.
     ``state_out``  tensors of this step that the next step of the layer consumes.
     ``inputs``     everything else this step's ops consume: parameters, tensors made
@@ -83,7 +86,8 @@ class TimeSteps:
     """The time-step structure of the graph of ``root`` (see ``time_steps``).
 
     ``order``    every tensor of the graph, in topological (creation) order.
-    ``layers``   {layer scope: [Step, ...] in time order}, layers in order of creation.
+    ``layers``   {layer scope: [Step, ...] in time order (t ascending, whichever way the
+                 layer runs)}, layers in order of creation.
     ``steps``    every Step, in order of creation of its first tensor.
     ``step_at``  {id(tensor): Step} for the tensors inside a step.
     ``users``    {id(tensor): [tensors whose op consumes it]}, in creation order.
@@ -112,12 +116,29 @@ class TimeSteps:
             self.layers.setdefault(step.layer, []).append(step)
         for steps in self.layers.values():
             steps.sort(key=lambda s: s.t)
-            for before, after in zip(steps, steps[1:]):
+            run = steps[::-1] if self._runs_backward(steps) else steps
+            for before, after in zip(run, run[1:]):
                 before.next, after.prev = after, before
         for step in self.steps:
             self._outgoing(step)
         for step in self.steps:
             self._incoming(step)
+
+    def _runs_backward(self, steps):
+        """True for a layer whose steps hand their tensors from t to t - 1: the backward
+        half of a bidirectional RNN, run from the last step to the first. Its steps are
+        chained in that order, so that ``prev`` is the step it actually follows."""
+        place = {id(step): k for k, step in enumerate(steps)}
+        ahead = behind = 0
+        for k, step in enumerate(steps):
+            for tensor in step.tensors:
+                for user in self.users.get(id(tensor), ()):
+                    j = place.get(id(self.step_at.get(id(user))))
+                    if j == k + 1:
+                        ahead += 1
+                    elif j == k - 1:
+                        behind += 1
+        return behind > ahead
 
     def _outgoing(self, step):
         """The step's ``state_out`` and ``outputs``, from the users of its tensors."""

@@ -49,3 +49,71 @@ def test_reducing_a_0d_tensor_over_axis_0_has_a_gradient(reduce, axis):
     reduce(x, axis=axis).backward()
     assert x.grad == 1.0
     assert mg.gradcheck(lambda t: reduce(t, axis=axis) * t, [leaf(0.7)])
+
+
+# -- a layer that runs backwards in time (the second half of a bidirectional RNN) --------
+
+def bidirectional_rnn(T=5, N=2, H=3, seed=0):
+    """A forward and a backward tanh RNN over the same x, in scopes fwd/t{t}, bwd/t{t};
+    the backward one runs t = T-1 ... 0. Returns (loss, [h_t forward], [h_t backward])."""
+    rng = np.random.default_rng(seed)
+    x = mg.Tensor(rng.normal(size=(N, T, H)), name="x")
+    hs = {}
+    for layer in ("fwd", "bwd"):
+        W = mg.nn.Parameter(rng.normal(size=(H, H)) * 0.5, name=f"W_{layer}")
+        h = mg.Tensor(np.zeros((N, H)), name="h0")
+        hs[layer] = [None] * T
+        with mg.scope(layer):
+            for t in range(T) if layer == "fwd" else reversed(range(T)):
+                with mg.scope(f"t{t}"):
+                    h = mg.tanh(x[:, t, :] + h @ W)
+                    h.name = "h"
+                hs[layer][t] = h
+    loss = (mg.concat([hs["fwd"][-1], hs["bwd"][0]]) ** 2).sum()
+    return loss, hs["fwd"], hs["bwd"]
+
+
+def test_step_grad_norms_of_a_layer_running_backwards_in_time():
+    # The backward layer hands h from t to t - 1; it used to be missed entirely.
+    loss, forward, backward = bidirectional_rnn()
+    loss.backward(retain_grads=True)
+    norms = mg.step_grad_norms(loss)
+    assert set(norms) == {"fwd/h", "bwd/h"}
+    for key, hs in (("fwd/h", forward), ("bwd/h", backward)):  # index k is time step k
+        np.testing.assert_allclose(norms[key], [np.linalg.norm(h.grad) for h in hs])
+    structure = mg.timesteps.time_steps(loss)
+    t3 = structure.layers["bwd"][3]
+    assert (t3.prev.t, t3.next.t) == (4, 2) and t3.state_in == [backward[4]]
+
+
+def test_steps_view_draws_a_backwards_layer_in_time_order_with_its_arrows_reversed(tmp_path):
+    import xml.etree.ElementTree as ET
+    loss, _, backward = bidirectional_rnn()
+    loss.backward(retain_grads=True)
+    drawing = mg.viz.graph(loss, view="steps", show_grads=True)
+    ids = {meaning["t"]: node for node, meaning in drawing.node_ids.items()
+           if meaning["kind"] == "step" and meaning["layer"] == "bwd"}
+    state_edges = {}
+    for line in drawing.source.splitlines():
+        parts = line.strip().split(" ", 3)
+        if len(parts) == 4 and parts[1] == "->" and 'label="h' in parts[3]:
+            state_edges[(parts[0], parts[2])] = parts[3]
+    for t in range(4):  # written t -> t + 1, the arrow pointing back to t
+        attributes = state_edges[(ids[t], ids[t + 1])]
+        assert 'dir="back"' in attributes
+        assert f"{np.linalg.norm(backward[t + 1].grad):.2g}" in attributes
+    path = mg.viz.render(loss, tmp_path / "bidirectional.svg", view="steps")
+    x = {}
+    for group in ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}g"):
+        title = group.find("{http://www.w3.org/2000/svg}title")
+        text = group.find("{http://www.w3.org/2000/svg}text")
+        if group.get("class") == "node" and title is not None and title.text in ids.values():
+            x[title.text] = float(text.get("x"))
+    assert [x[ids[t]] for t in range(5)] == sorted(x.values())  # t0 at the left
+
+
+def test_rolled_view_labels_a_backwards_layer_in_the_order_it_runs():
+    loss, _, _ = bidirectional_rnn()
+    loss.backward(retain_grads=True)
+    source = mg.viz.graph(loss, view="rolled").source
+    assert 'label="t0 ... t4, 5 steps"' in source and 'label="t4 ... t0, 5 steps"' in source

@@ -263,8 +263,11 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         longest = max(rs, key=lambda r: len(runs[r][1]))
         for r in rs:
             steps = runs[r][1]
-            what = (f"t{steps[0].t}, 1 step" if len(steps) == 1 else
-                    f"t{steps[0].t} ... t{steps[-1].t}, {len(steps)} steps")
+            first, last = steps[0].t, steps[-1].t
+            if steps[0].prev is not None and steps[0].prev.t > first:
+                first, last = last, first  # a layer that runs backwards in time
+            what = (f"t{first}, 1 step" if len(steps) == 1 else
+                    f"t{first} ... t{last}, {len(steps)} steps")
             if len(rs) > 1:
                 what += ": " + _difference(steps[0], runs[longest][1][0], r == longest)
             body.append(f"\tsubgraph cluster_{cluster} {{")

@@ -256,9 +256,19 @@ class _Drawing:
         tail, head = ("s", "n") if self.rankdir == "TB" else ("n", "s")
         return {"tailport": tail + side, "headport": head + side}
 
-    def state_edge(self, tail, head, tensor, dashed=False, ports=None):
-        """One state tensor passing from step to step, with its gradient if asked."""
+    def state_edge(self, tail, head, tensor, dashed=False, ports=None, backwards=False):
+        """One state tensor passing from step to step, with its gradient if asked.
+
+        ``backwards``: from step t + 1 to step t (a layer running backwards in time),
+        written from t to t + 1 with the arrow reversed, so that dot still lays the
+        row out in time order, aligned with the other layers."""
         attributes = {**(ports or {}), "label": _escape(describe(tensor)), "color": EDGE_GREY}
+        if backwards:
+            tail, head = head, tail
+            attributes["dir"] = "back"
+            if "tailport" in attributes:
+                attributes["tailport"], attributes["headport"] = (attributes["headport"],
+                                                                  attributes["tailport"])
         if self.show_grads:
             norm = grad_norm(tensor)
             colour = grad_colour(norm, self.grad_range)
@@ -297,10 +307,17 @@ class _Drawing:
         inputs, initial = _step_inputs(self.structure, step)
         if initial:
             fill, border = ROLES["input"]
+            # A layer running backwards in time starts at its last step: its initial
+            # state enters from the far end of the row, not from beside the header.
+            backwards = step.next is not None and step.next.t < step.t
             self.node(f"init{index}", {"label": "\\n".join(_escape(x) for x in initial),
                                        **SIDE_STYLE, "fillcolor": fill, "color": border},
-                      "header", {"kind": "initial state", "layer": step.layer, "t": step.t})
-            self.edge(f"init{index}", node, {"color": border})
+                      None if backwards else "header",
+                      {"kind": "initial state", "layer": step.layer, "t": step.t})
+            if backwards:
+                self.edge(node, f"init{index}", {"color": border, "dir": "back"})
+            else:
+                self.edge(f"init{index}", node, {"color": border})
         if inputs:
             label = _escape(listed(inputs)) if len(inputs) > MAX_LISTED else \
                 "\\n".join(_escape(x) for x in inputs)
@@ -341,7 +358,8 @@ class _Drawing:
                     dashed = tail.startswith("hidden") or head.startswith("hidden")
                     for k, tensor in enumerate(step.state_in):
                         self.state_edge(tail, head, tensor, dashed,
-                                        self.ports(k, len(step.state_in)))
+                                        self.ports(k, len(step.state_in)),
+                                        backwards=step.prev.t > step.t)
             sources = {}
             for tensor in step.inputs:
                 owner = structure.step_at.get(id(tensor))
