@@ -124,6 +124,21 @@ class Tensor:
         """A Tensor sharing this data but cut from the graph (truncated BPTT cuts here)."""
         return Tensor(self.data, name=self.name)
 
+    def __reduce_ex__(self, protocol):
+        """``copy.copy``, ``copy.deepcopy`` and pickle: a leaf with a serial number of its own.
+
+        A plain copy would keep the original's serial number, and two nodes with one
+        number break the order backward relies on (a deep copy of a model used beside the
+        model, as a teacher or a target network, made backward fail). As in PyTorch only
+        leaves copy: an op's output would drag its whole graph along.
+        """
+        if self.op is not None:
+            raise RuntimeError(f"only leaf tensors (inputs, parameters) can be copied or "
+                               f"pickled; this one was made by {self.op.label}: copy its "
+                               f"detach() instead")
+        return _rebuild, (type(self), self.data, self.grad, self.requires_grad, self.name,
+                          self.scope, self.retains_grad)
+
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
         self.retains_grad = True
@@ -206,6 +221,15 @@ class Tensor:
     def clip(self, low=None, high=None): return ops.clip(self, low, high)
     def softmax(self, axis=-1): return ops.softmax(self, axis)
     def log_softmax(self, axis=-1): return ops.log_softmax(self, axis)
+
+
+def _rebuild(cls, data, grad, requires_grad, name, scope, retains_grad):
+    """The leaf ``Tensor.__reduce_ex__`` describes, with a new serial number."""
+    t = object.__new__(cls)
+    t.data, t.grad, t.requires_grad, t.name = data, grad, requires_grad, name
+    t.op, t.scope, t.retains_grad = None, scope, retains_grad
+    t.serial = next(_serials)
+    return t
 
 
 def topological_order(root):

@@ -117,3 +117,35 @@ def test_rolled_view_labels_a_backwards_layer_in_the_order_it_runs():
     loss.backward(retain_grads=True)
     source = mg.viz.graph(loss, view="rolled").source
     assert 'label="t0 ... t4, 5 steps"' in source and 'label="t4 ... t0, 5 steps"' in source
+
+
+# -- copies of tensors and modules --------------------------------------------------------
+
+def test_a_deep_copy_of_a_model_trains_beside_it():
+    # copy.deepcopy(model) as a teacher or target network: the copies used to keep the
+    # originals' serial numbers, and backward failed comparing two Parameters.
+    import copy
+    student = mg.nn.Linear(3, 2, rng=np.random.default_rng(0))
+    teacher = copy.deepcopy(student)
+    assert isinstance(teacher.weight, mg.nn.Parameter) and teacher.weight.name == "weight"
+    assert not np.shares_memory(teacher.weight.data, student.weight.data)
+    x = np.random.default_rng(1).normal(size=(4, 3))
+    loss = ((student(x) * 2 - teacher(x)) ** 2).mean()
+    loss.backward()
+    residual = 2 * student(x).data - teacher(x).data  # d loss / d out = 2 r / size
+    np.testing.assert_allclose(student.weight.grad, x.T @ (2 * residual / residual.size) * 2)
+    np.testing.assert_allclose(teacher.weight.grad, x.T @ (2 * residual / residual.size) * -1)
+
+
+def test_pickled_parameters_are_new_leaves_and_an_op_output_refuses_to_copy():
+    import copy
+    import pickle
+    p = mg.nn.Parameter(np.arange(3.0), name="p")
+    p.grad = np.ones(3)
+    q = pickle.loads(pickle.dumps(p))
+    assert type(q) is mg.nn.Parameter and q.name == "p" and q.requires_grad
+    np.testing.assert_array_equal(q.grad, p.grad)
+    (p * q).sum().backward()  # two leaves, both get their gradient
+    np.testing.assert_array_equal(q.grad, 1 + p.data)
+    with pytest.raises(RuntimeError, match="detach"):
+        copy.deepcopy(p * 2)
