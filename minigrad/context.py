@@ -10,6 +10,7 @@ default random generator of ``nn``, and the malloc setting of ``keep_freed_memor
 import collections
 import contextlib
 import functools
+import inspect
 import threading
 
 import numpy as np
@@ -73,12 +74,41 @@ class _GradMode:
             raise TypeError(f"{type(self).__name__}() decorates a function, got {func!r}")
 
         mode = type(self)
+        if inspect.isgeneratorfunction(func):
+            return _switched_generator(func, mode)
 
         @functools.wraps(func)
         def switched(*args, **kwargs):
             with mode():  # a fresh switch per call: safe across threads and recursion
                 return func(*args, **kwargs)
         return switched
+
+
+def _switched_generator(func, mode):
+    """A decorated generator function: calling it only makes the generator, so the switch
+    is set around each resumption instead, and the caller's setting holds in between
+    (as PyTorch's decorators do)."""
+
+    @functools.wraps(func)
+    def switched(*args, **kwargs):
+        generator = func(*args, **kwargs)
+        resume, argument = generator.send, None
+        while True:
+            try:
+                with mode():
+                    value = resume(argument)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                argument = yield value
+                resume = generator.send
+            except GeneratorExit:
+                with mode():
+                    generator.close()
+                raise
+            except BaseException as error:  # thrown into the generator: pass it on
+                resume, argument = generator.throw, error
+    return switched
 
 
 class no_grad(_GradMode):  # noqa: N801  (named like the function it replaces, as in PyTorch)

@@ -149,3 +149,37 @@ def test_pickled_parameters_are_new_leaves_and_an_op_output_refuses_to_copy():
     np.testing.assert_array_equal(q.grad, 1 + p.data)
     with pytest.raises(RuntimeError, match="detach"):
         copy.deepcopy(p * 2)
+
+
+# -- no_grad and enable_grad on generator functions ----------------------------------------
+
+def test_no_grad_decorating_a_generator_holds_inside_it_and_not_between():
+    # The decorator used to switch only while the generator object was made, so every
+    # yielded batch recorded a graph (PyTorch switches around each resumption).
+    w = leaf([1.0, 2.0])
+    seen = []
+
+    @mg.no_grad
+    def predictions(batches):
+        for batch in batches:
+            seen.append(mg.is_grad_enabled())
+            sent = yield w * batch
+            seen.append(sent)
+
+    outputs = predictions([1.0, 2.0])
+    first = next(outputs)
+    assert mg.is_grad_enabled() and not first.requires_grad  # the caller's setting between
+    second = outputs.send("sent")
+    assert not second.requires_grad and seen == [False, "sent", False]
+    with pytest.raises(KeyError):
+        outputs.throw(KeyError("thrown in"))
+
+    with mg.no_grad():
+        @mg.enable_grad()
+        def recorded():
+            yield w * 2
+            return "done"
+        steps = recorded()
+    assert next(steps).requires_grad
+    with pytest.raises(StopIteration, match="done"):
+        next(steps)
