@@ -10,6 +10,7 @@ float64 by default); arrays and lists given to it are cast to that dtype, and a 
 of another dtype is refused (``as_input``), so a model's dtype holds end to end.
 """
 import operator
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -170,8 +171,18 @@ class Module:
         the module exactly as it was. Values are cast to each parameter's dtype (a float64
         checkpoint loads into a float32 model) and copied into the existing arrays.
         """
+        owner = f"load_state_dict into {type(self).__name__}"
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{owner}: expected a dict of name -> array (a state_dict() or "
+                            f"mg.load(path)), got {type(state).__name__}")
         params = dict(self.named_parameters())
-        arrays = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
+        arrays = {}
+        for key, value in state.items():
+            try:
+                arrays[key] = np.asarray(value.data if isinstance(value, Tensor) else value)
+            except ValueError as err:  # ragged nested lists
+                raise ValueError(f"{owner}: the value for {key!r} is not an array: {err}") \
+                    from None
         problems = []
         if strict:
             problems += [f"missing key {k!r} (expected shape {params[k].shape})"
@@ -189,8 +200,7 @@ class Module:
                 problems.append(f"wrong dtype for {key!r}: cannot cast {value.dtype} to "
                                 f"{expected.dtype}")
         if problems:
-            raise ValueError(f"load_state_dict into {type(self).__name__}: "
-                             + "; ".join(problems))
+            raise ValueError(f"{owner}: " + "; ".join(problems))
         for key, value in arrays.items():
             if key in params:
                 np.copyto(params[key].data, value, casting="same_kind")

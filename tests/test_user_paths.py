@@ -183,3 +183,17 @@ def test_no_grad_decorating_a_generator_holds_inside_it_and_not_between():
     assert next(steps).requires_grad
     with pytest.raises(StopIteration, match="done"):
         next(steps)
+
+
+# -- load_state_dict of things that are not a state dict ------------------------------------
+
+def test_load_state_dict_names_a_value_that_is_not_an_array_and_refuses_a_non_dict():
+    model = mg.nn.Linear(3, 2)
+    before = model.state_dict()
+    state = dict(before, bias=[[1.0, 2.0], [3.0]])  # ragged: numpy's own error named no key
+    with pytest.raises(ValueError, match="'bias' is not an array"):
+        model.load_state_dict(state)
+    with pytest.raises(TypeError, match="expected a dict .* got list"):
+        model.load_state_dict(list(before.items()))
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
