@@ -77,6 +77,13 @@ def save(state_dict, path):
     arrays = _checked_arrays(state_dict)
     target = _write_target(path)
     directory = os.path.dirname(target)
+    # Checked here, or the error would name the temporary file rather than ``path``.
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "save: the path is a directory; give a file "
+                                "name inside it", path)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, f"save: the directory {directory!r} does not "
+                                "exist (create it first, e.g. with os.makedirs)", path)
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

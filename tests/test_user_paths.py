@@ -197,3 +197,17 @@ def test_load_state_dict_names_a_value_that_is_not_an_array_and_refuses_a_non_di
         model.load_state_dict(list(before.items()))
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[key])
+
+
+# -- save into a place that cannot hold the file ----------------------------------------------
+
+def test_save_into_a_missing_directory_or_onto_a_directory_names_the_path(tmp_path):
+    # The errors used to name the temporary file ('.../nope/.k2j3h.tmp').
+    target = tmp_path / "nope" / "model.npz"
+    with pytest.raises(FileNotFoundError, match="does not exist") as missing:
+        mg.save({"w": np.ones(2)}, target)
+    assert missing.value.filename == str(target)
+    with pytest.raises(IsADirectoryError, match="is a directory") as directory:
+        mg.save({"w": np.ones(2)}, tmp_path)
+    assert directory.value.filename == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
