@@ -23,7 +23,7 @@ import re
 import numpy as np
 
 from .nn import Parameter
-from .tensor import topological_order
+from .tensor import Tensor, topological_order
 
 __all__ = ["STEP", "step_of", "Step", "TimeSteps", "time_steps", "step_grad_norms"]
 
@@ -94,6 +94,9 @@ class TimeSteps:
     """
 
     def __init__(self, root):
+        if not isinstance(root, Tensor):
+            raise TypeError(f"the time steps of a graph are read from the minigrad Tensor at "
+                            f"its end (a loss, an output), got {type(root).__name__}")
         self.root = root
         self.order = topological_order(root)
         self.step_at, self.users = {}, {}

@@ -211,3 +211,23 @@ def test_save_into_a_missing_directory_or_onto_a_directory_names_the_path(tmp_pa
         mg.save({"w": np.ones(2)}, tmp_path)
     assert directory.value.filename == str(tmp_path)
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+# -- truncated BPTT and the messages that lead there -----------------------------------------
+
+def test_carrying_a_state_across_chunks_without_detach_points_to_detach():
+    W = leaf(np.eye(2) * 0.5)
+    h = mg.Tensor(np.ones((1, 2)))
+    h = mg.tanh(h @ W)
+    h.sum().backward()
+    with pytest.raises(RuntimeError, match=r"retain_graph=True.*state\.detach\(\)"):
+        mg.tanh(h @ W).sum().backward()
+    h = h.detach()  # the truncated-BPTT way: the next chunk backpropagates to W alone
+    W.grad = None
+    mg.tanh(h @ W).sum().backward()
+    assert W.grad.shape == (2, 2)
+
+
+def test_step_grad_norms_of_something_other_than_a_tensor_is_a_type_error():
+    with pytest.raises(TypeError, match="got tuple"):
+        mg.step_grad_norms((leaf([1.0]), leaf([2.0])))  # e.g. the (out, h_n) of a model
