@@ -267,7 +267,10 @@ def released_error(node, what):
         f"cannot {what} the graph through {node.op.label}{where}: an earlier backward() "
         f"released it (what each op saved and its links to its inputs are dropped once its "
         f"backward has run). Pass retain_graph=True to that backward() to keep the graph "
-        f"for a second backward or for drawing it.")
+        f"for a second backward or for drawing it."
+        + (" If this is a state carried into the next chunk of a sequence (truncated "
+           "BPTT), pass the next chunk state.detach(), cut from the graph already "
+           "backpropagated." if what == "backward" else ""))
 
 
 def backpropagate(root, grad, retain_graph=False, retain_grads=False):
