@@ -2,7 +2,7 @@
 import numpy as np
 
 from .context import no_grad
-from .tensor import Tensor
+from .tensor import Tensor, topological_order
 
 
 class GradcheckError(AssertionError):
@@ -26,6 +26,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, *, max_elements=None, 
     inputs = [inputs] if single else list(inputs)
     if not all(isinstance(t, Tensor) for t in inputs):
         raise TypeError("gradcheck: inputs must be Tensors")
+    given = inputs
     inputs = [t if t.dtype == np.float64 else Tensor(t.data.astype(np.float64),
                                                      t.requires_grad, t.name)
               for t in inputs]
@@ -43,6 +44,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, *, max_elements=None, 
             raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
         upstream = rng.standard_normal(out.shape)
         if out.requires_grad:
+            _refuse_bypassed_copies(out, given, inputs, checked)
             out.backward(upstream)
         analytic = [t.grad if t.grad is not None else np.zeros_like(t.data) for t in inputs]
     finally:
@@ -73,6 +75,21 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, *, max_elements=None, 
                     f"{numeric:.10g}, error {error:.3g} > atol + rtol*|numeric| = "
                     f"{atol + rtol * abs(numeric):.3g}")
     return True
+
+
+def _refuse_bypassed_copies(out, given, inputs, checked):
+    """A ValueError if ``fn`` reached a non-float64 input by another way (a module's
+    own parameter) instead of through the float64 copy it was handed: neither gradient
+    would then see the copy, and the check would pass without checking anything."""
+    reached = {id(t) for t in topological_order(out)}
+    for i in checked:
+        if given[i] is not inputs[i] and id(inputs[i]) not in reached \
+                and id(given[i]) in reached:
+            raise ValueError(
+                f"gradcheck: input {_describe(i, given[i])} has dtype {given[i].dtype}, so fn "
+                f"is given a float64 copy of it, but fn used the original (e.g. a module's "
+                f"own parameter) and nothing would be checked; build the model in float64 "
+                f"(dtype=np.float64) or compute from fn's arguments")
 
 
 def central_difference(f, array, index, eps):

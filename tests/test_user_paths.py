@@ -231,3 +231,18 @@ def test_carrying_a_state_across_chunks_without_detach_points_to_detach():
 def test_step_grad_norms_of_something_other_than_a_tensor_is_a_type_error():
     with pytest.raises(TypeError, match="got tuple"):
         mg.step_grad_norms((leaf([1.0]), leaf([2.0])))  # e.g. the (out, h_n) of a model
+
+
+# -- gradcheck of a float32 model ----------------------------------------------------------------
+
+def test_gradcheck_refuses_to_pass_a_float32_model_it_never_checked():
+    # gradcheck hands fn float64 copies of float32 inputs; a fn reaching the module's own
+    # float32 parameters left both gradients at zero, and the check passed vacuously.
+    model = mg.nn.Linear(2, 2, dtype=np.float32)
+    x = np.ones((1, 2))
+    with pytest.raises(ValueError, match="'weight'.*float32.*nothing would be checked"):
+        mg.gradcheck(lambda w, b: model(x), [model.weight, model.bias])
+    # computing from its arguments, a float32 input is checked on its float64 copy
+    assert mg.gradcheck(lambda w: mg.tanh(w * 2), [model.weight])
+    with pytest.raises(mg.GradcheckError):  # and a wrong gradient is still caught
+        mg.gradcheck(lambda w: mg.tanh(w) + w.detach() * w, [model.weight])
