@@ -246,3 +246,29 @@ def test_gradcheck_refuses_to_pass_a_float32_model_it_never_checked():
     assert mg.gradcheck(lambda w: mg.tanh(w * 2), [model.weight])
     with pytest.raises(mg.GradcheckError):  # and a wrong gradient is still caught
         mg.gradcheck(lambda w: mg.tanh(w) + w.detach() * w, [model.weight])
+
+
+# -- the legend of a narrow gradient range --------------------------------------------------
+
+def test_a_narrow_gradient_scale_has_distinct_legend_labels():
+    # Gradients within a few percent of each other: at one decimal every label of the
+    # scale read the same ('+0.5' five times).
+    w = leaf([[1.02]])
+    h = mg.Tensor(np.ones((1, 1)))
+    for t in range(4):
+        with mg.scope(f"t{t}"):
+            h = h @ w
+            h.name = "h"
+    loss = (h * 3.0).sum()
+    loss.backward(retain_grads=True)
+    legend = next(line for line in mg.viz.graph(loss, view="steps", show_grads=True)
+                  .source.splitlines() if line.strip().startswith("legend"))
+    labels = [cell.split("<")[0] for cell in legend.split('<td align="left">')[1:]]
+    scale = [text for text in labels if text[:1] in "+-"]
+    assert len(scale) == 5 and len(set(scale)) == 5, scale
+
+
+def test_a_scale_of_one_value_is_labelled_once():
+    from minigrad.viz.steps_view import scale_steps
+    assert scale_steps(0.5, 0.5) == [(1.0, "+0.5")]
+    assert [text for _, text in scale_steps(-3.0, 1.0)] == ["+1.0", "+0.0", "-1.0", "-2.0", "-3.0"]

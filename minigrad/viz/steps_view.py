@@ -130,15 +130,34 @@ def scale_legend(title, grad_range, rows=(), has_no_grad=False, per_row=2):
     span = 2 * per_row
     cells = lines([entry(f'bgcolor="{fill}"', text) for fill, text in rows])
     if grad_range is not None:
-        low, high = grad_range
-        scale = [entry(f'bgcolor="{_scale_colour(k / 4)}"', f"{low + (high - low) * k / 4:+.1f}")
-                 for k in range(4, -1, -1)]
+        scale = [entry(f'bgcolor="{_scale_colour(fraction)}"', text)
+                 for fraction, text in scale_steps(*grad_range)]
         if has_no_grad:
             scale.append(entry('bgcolor="#ffffff"', NO_GRAD_NOTE))
         cells += (f'<tr><td colspan="{span}" align="left"><b>{html.escape(title)}</b></td></tr>'
                   + lines(scale))
     return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
             f'<tr><td colspan="{span}"><b>legend</b></td></tr>' + cells + "</table>>")
+
+
+def scale_steps(low, high, count=5):
+    """(fraction of the scale, label) for ``count`` evenly spaced log10 values from high
+    to low, with as many decimals as it takes (up to 3) for the labels to differ: a
+    narrow range at one decimal read '+0.5' five times. Equal labels are given once."""
+    fractions = [k / (count - 1) for k in range(count - 1, -1, -1)]
+    def labels(digits):
+        return [f"{low + (high - low) * f:+.{digits}f}" for f in fractions]
+
+    for digits in (1, 2, 3):
+        texts = labels(digits)
+        if len(set(texts)) == count:
+            break
+    else:  # all but equal: one decimal, each label once
+        texts = labels(1)
+    shown = {}
+    for fraction, text in zip(fractions, texts):
+        shown.setdefault(text, fraction)
+    return [(fraction, text) for text, fraction in shown.items()]
 
 
 def no_steps(view, root, options):
