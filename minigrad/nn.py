@@ -10,6 +10,7 @@ float64 by default); arrays and lists given to it are cast to that dtype, and a 
 of another dtype is refused (``as_input``), so a model's dtype holds end to end.
 """
 import operator
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -110,8 +111,13 @@ class Module:
     def __setattr__(self, name, value):
         _refuse_hidden_members(self, name, value)
         object.__setattr__(self, name, value)
+        if isinstance(value, Module):
+            _owners[value] = weakref.ref(self)
         if isinstance(value, (Parameter, Module)):
-            for path, param in self.named_parameters():
+            # From the outermost module this one belongs to: assigning inside a sub-module
+            # (tying model.dec.weight = model.enc.weight, a fresh model.fc.bias) would
+            # otherwise rename its parameters 'weight' where state_dict says 'fc.weight'.
+            for path, param in _outermost(self).named_parameters():
                 param.name = path
 
     def forward(self, *args, **kwargs):
@@ -218,6 +224,23 @@ class Module:
             return f"{type(self).__name__}({extra})"
         lines = ([extra] if extra else []) + children
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+# Each module's owner, the module it was last assigned to as an attribute (weakly held,
+# and kept outside the module: a ModuleList's attributes are its items).
+_owners = weakref.WeakKeyDictionary()
+
+
+def _outermost(module):
+    """The module at the top of the chain of owners above ``module``."""
+    seen = {id(module)}
+    while True:
+        ref = _owners.get(module)
+        owner = ref() if ref is not None else None
+        if owner is None or id(owner) in seen:  # no owner, or a module that owns itself
+            return module
+        seen.add(id(owner))
+        module = owner
 
 
 def _refuse_hidden_members(owner, name, value):

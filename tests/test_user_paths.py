@@ -272,3 +272,32 @@ def test_a_scale_of_one_value_is_labelled_once():
     from minigrad.viz.steps_view import scale_steps
     assert scale_steps(0.5, 0.5) == [(1.0, "+0.5")]
     assert [text for _, text in scale_steps(-3.0, 1.0)] == ["+1.0", "+0.0", "-1.0", "-2.0", "-3.0"]
+
+
+# -- parameter names after assigning inside a sub-module ------------------------------------
+
+class _Wrapper(mg.nn.Module):
+    def __init__(self):
+        self.enc = mg.nn.Linear(3, 3)
+        self.dec = mg.nn.Linear(3, 3)
+
+
+def test_parameter_names_stay_the_outermost_paths_after_assigning_inside_a_submodule():
+    # Assigning inside a sub-module renamed its parameters from there: 'weight' where
+    # state_dict, errors and drawings say 'enc.weight'.
+    model = _Wrapper()
+    model.dec.weight = model.enc.weight  # weight tying
+    model.enc.bias = mg.nn.Parameter(np.zeros(3))  # a fresh bias after construction
+    assert [name for name, _ in model.named_parameters()] == ["enc.weight", "enc.bias",
+                                                              "dec.bias"]
+    assert all(p.name == name for name, p in model.named_parameters())
+
+    class Stack(mg.nn.Module):
+        def __init__(self):
+            self.blocks = mg.nn.ModuleList([_Wrapper(), _Wrapper()])
+
+    stack = Stack()
+    stack.blocks[1].dec = mg.nn.Linear(3, 1)  # a sub-module replaced two levels down
+    assert stack.blocks[1].dec.weight.name == "blocks.1.dec.weight"
+    assert stack.blocks[0].enc.weight.name == "blocks.0.enc.weight"
+    assert all(p.name == name for name, p in stack.named_parameters())
