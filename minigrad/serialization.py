@@ -84,7 +84,11 @@ def save(state_dict, path):
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, f"save: the directory {directory!r} does not "
                                 "exist (create it first, e.g. with os.makedirs)", path)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)
+    except OSError as err:  # a read-only directory: name the path, not the temporary file
+        raise type(err)(err.errno, f"save: cannot create a file in {directory!r} "
+                        f"({err.strerror})", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             # mkstemp makes the file private (0600); give it the mode open() would have.

@@ -301,3 +301,17 @@ def test_parameter_names_stay_the_outermost_paths_after_assigning_inside_a_submo
     assert stack.blocks[1].dec.weight.name == "blocks.1.dec.weight"
     assert stack.blocks[0].enc.weight.name == "blocks.0.enc.weight"
     assert all(p.name == name for name, p in stack.named_parameters())
+
+
+def test_save_into_a_read_only_directory_names_the_path(tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(prefix, suffix, dir):  # what a read-only directory answers (even as root)
+        raise PermissionError(13, "Permission denied", f"{dir}/{prefix}k2j3h{suffix}")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    target = tmp_path / "model.npz"
+    with pytest.raises(PermissionError, match="cannot create a file in.*Permission denied") \
+            as refused:
+        mg.save({"w": np.ones(2)}, target)
+    assert refused.value.filename == str(target) and "k2j3h" not in str(refused.value)
