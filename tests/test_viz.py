@@ -17,7 +17,7 @@ import pytest
 
 import minigrad as mg
 from minigrad.tensor import topological_order
-from minigrad.viz.files import layout_size, run_dot
+from minigrad.viz.files import CLUSTER_COST, layout_size, run_dot
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -156,15 +156,45 @@ def test_op_labels_and_details_are_drawn_inside_their_step():
     assert steps == {("lstm", "l0", "t0"), ("lstm", "l0", "t1")}
 
 
+def through_bus(edges, node):
+    """[(tap, head, attrs)]: the edges leaving ``node``, followed along its bus (the
+    ``tap...`` points it reaches) in order; a tensor used by few steps has no taps."""
+    found, todo = [], [(None, node)]
+    while todo:
+        tap, tail = todo.pop(0)
+        for t, head, attrs, *_ in edges:
+            if t == tail:
+                if head.startswith("tap"):
+                    todo.append((head, head))
+                else:
+                    found.append((tap, head, attrs))
+    return found
+
+
 def test_parameters_stay_outside_clusters_with_one_edge_per_step():
-    steps = 4
-    nodes, _, edges = parse(mg.viz.graph(tiny_lstm(steps=steps)).source)
+    nodes, _, edges = parse(mg.viz.graph(tiny_lstm(steps=2)).source)
     for name in ("cell.weight", "cell.bias"):
         node = node_labelled(nodes, name)
         assert nodes[node][1] == ()  # top level
         out = [head for tail, head, *_ in edges if tail == node]
-        assert len(out) == steps and len(set(out)) == steps
-        assert {nodes[head][1][-1] for head in out} == {f"t{t}" for t in range(steps)}
+        assert [nodes[head][1][-1] for head in out] == ["t0", "t1"]
+
+
+def test_a_tensor_used_by_many_steps_reaches_them_along_one_bus():
+    steps = 5
+    nodes, _, edges = parse(mg.viz.graph(tiny_lstm(steps=steps)).source)
+    for name in ("cell.weight", "cell.bias", "x"):
+        node = node_labelled(nodes, name)
+        first = [head for tail, head, *_ in edges if tail == node]
+        assert len(first) == 1 and first[0].startswith("tap")  # one line leaves it
+        reached = through_bus(edges, node)
+        taps = [tap for tap, _, _ in reached]
+        assert len(set(taps)) == steps  # one tap per step, each feeding its own step
+        assert [nodes[head][1][-1] for _, head, _ in reached] == [f"t{t}" for t in
+                                                                   range(steps)]
+        if name != "x":  # the bus keeps the parameter's colour all the way
+            assert all(attribute(attrs, "color") == mg.viz.ROLES["parameter"][1]
+                       for _, _, attrs in reached)
 
 
 def test_roles_are_coloured_and_explained_in_the_legend():
@@ -225,7 +255,8 @@ def test_identical_graphs_built_separately_give_identical_text():
     assert mg.viz.graph(first).source != mg.viz.graph(tiny_lstm(steps=3, seed=6)).source
 
 
-def test_a_2000_step_chain_draws_without_recursion():
+def test_a_2000_step_chain_draws_without_recursion(monkeypatch):
+    monkeypatch.setattr(mg.viz, "LAYOUT_LIMIT", float("inf"))  # too big for dot itself
     source = mg.viz.graph(chain(2000)).source
     _, clusters, _ = parse(source)
     assert len(clusters) == 2000 and clusters[-1] == ("t1999",)
@@ -263,10 +294,11 @@ def test_keep_steps_elides_the_middle_into_one_marker():
     marker = node_labelled(nodes, "3 time steps")  # "3 time steps\nnot drawn"
     assert nodes[marker][1] == ("lstm", "l0", "t2 ... t4")
     weight = node_labelled(nodes, "cell.weight")
-    to_marker = [attrs for tail, head, attrs, *_ in edges if (tail, head) == (weight, marker)]
+    reached = through_bus(edges, weight)
+    to_marker = [attrs for _, head, attrs in reached if head == marker]
     assert len(to_marker) == 1 and attribute(to_marker[0], "xlabel") == "x3"
-    # the weight still feeds the four drawn steps directly
-    assert len([1 for tail, *_ in edges if tail == weight]) == 4 + 1
+    # the weight still feeds the four drawn steps, one tap each, and the marker
+    assert len({tap for tap, _, _ in reached}) == 4 + 1 and len(reached) == 4 + 1
     # the recurrent state flows from t1 into the marker and out of it into t5
     assert any(nodes[t][1][-1:] == ("t1",) for t, h, *_ in edges if h == marker)
     assert any(nodes[h][1][-1:] == ("t5",) for t, h, *_ in edges if t == marker)
@@ -283,9 +315,15 @@ def test_what_hidden_steps_give_one_op_enters_it_as_one_edge():
         outputs.append(h)
     nodes, _, edges = parse(mg.viz.graph(mg.stack(outputs).sum(), keep_steps=2).source)
     marker = node_labelled(nodes, "5 time steps")
-    into_stack = [(attrs, port) for tail, head, attrs, _, port in edges
-                  if tail == marker and nodes[head][0].startswith("stack")]
-    assert into_stack == [('xlabel="x5" style="dashed"', None)]
+    out_of_marker = [(head, attrs, port) for tail, head, attrs, _, port in edges
+                     if tail == marker and head.startswith("tap")]
+    assert len(out_of_marker) == 1  # onto the bus collecting every step's output
+    head, attrs, port = out_of_marker[0]
+    assert head.startswith("tap") and attribute(attrs, "xlabel") == "x5" and port is None
+    # the bus brings all nine into the stack as one edge
+    stack = node_labelled(nodes, "stack axis=0")
+    into_stack = [attrs for tail, head, attrs, *_ in edges if head == stack]
+    assert len(into_stack) == 1 and attribute(into_stack[0], "xlabel") == "x9"
 
 
 def test_keep_steps_leaves_short_sequences_alone():
@@ -691,13 +729,13 @@ def test_the_gates_keep_one_order_in_every_step():
 # -- the guard --------------------------------------------------------------------------
 
 def test_a_graph_too_big_for_dot_is_refused_before_dot_runs(monkeypatch):
-    loss = hand_rnn(150)
+    loss = hand_rnn(800)
     monkeypatch.setenv("PATH", "")  # dot is never reached
     with pytest.raises(ValueError, match=r"too big.*keep_steps=(\d+).*view='steps'") as err:
         mg.viz.graph(loss)
     keep = int(re.search(r"keep_steps=(\d+)", str(err.value)).group(1))
     mg.viz.graph(loss, keep_steps=keep)  # the suggestion fits
-    assert layout_size(mg.viz.graph(hand_rnn(8))) < mg.viz.LAYOUT_LIMIT
+    assert layout_size(mg.viz.graph(hand_rnn(8))) < mg.viz.LAYOUT_LIMIT / 1000
 
 
 @pytest.mark.parametrize("view", sorted(mg.viz.VIEWS))
@@ -713,8 +751,10 @@ def test_layout_size_counts_the_ranks_long_edges_span():
     class Drawing:
         body = ["\ta [label=a]\n", "\tb [label=b]\n", "\tc [label=c]\n", "\ta -> b\n",
                 "\tb -> c\n", "\ta -> c\n"]
-    # 3 nodes, 3 edges, and a -> c spans two ranks: one chain node
-    assert layout_size(Drawing) == 3 + 3 + 1
+    # 3 nodes times (3 nodes, 3 edges, and a -> c spans two ranks: one chain node)
+    assert layout_size(Drawing) == 3 * (3 + 3 + 1)
+    Drawing.body = ["\tsubgraph cluster_0 {\n"] + Drawing.body + ["\t}\n"]
+    assert layout_size(Drawing) == 3 * (3 + 3 + 1 + CLUSTER_COST)
 
 
 # -- errors and files -------------------------------------------------------------------

@@ -46,7 +46,7 @@ def graph(root, *, view="ops", show_shapes=True, show_grads=False, rankdir=None,
     title           a caption at the top.
 
     The options are described in full in each view's module. A drawing too big for
-    Graphviz to lay out in reasonable time (more than about 48 LSTM steps in the ops
+    Graphviz to lay out in reasonable time (more than about 180 LSTM steps in the ops
     view: ``files.LAYOUT_LIMIT``) raises ValueError before ``dot`` ever sees it, saying
     which ``keep_steps=`` would fit and suggesting ``view="steps"``.
     """
@@ -93,8 +93,8 @@ def _too_big(root, view, size, keep_steps, options):
     advice += [f"view={other!r}" for other in ("steps", "rolled") if other != view
                and other in VIEWS]
     return (f"this {view} view is too big for Graphviz to lay out in reasonable time "
-            f"(size {size:,} > limit {LAYOUT_LIMIT:,}: nodes, edges and the ranks they "
-            f"span); draw less of it with " + " or ".join(advice or ["keep_steps=1"]))
+            f"(layout work {size:,} > limit {LAYOUT_LIMIT:,}: nodes times nodes, edges "
+            f"and the ranks they span); draw less of it with " + " or ".join(advice or ["keep_steps=1"]))
 
 
 def render(root, path, **options):

@@ -97,32 +97,39 @@ def render_source(drawing, path):
 
 
 # -- the guard ----------------------------------------------------------------------------
-# dot's time and memory grow with the number of nodes it places, and every edge that
-# spans k ranks is laid out as a chain of k - 1 invisible nodes. So the measure of a
-# drawing is nodes + edges + those chain nodes, with ranks estimated by the longest path
-# from the sources (dot's own starting point). Measured on LSTM, GRU and RNN graphs in
-# the ops view (benchmarks/viz.py), dot needs about 3.3 KB of memory per unit and, on a
-# busy 2-core machine, 5 to 20 s at 100,000 units (an LSTM of 48 steps, a GRU of 58, an
-# RNN of 118), growing faster than linearly beyond: a 500-step LSTM took 6 GB within a
-# minute. LAYOUT_LIMIT keeps every drawing within about 20 s and 350 MB.
-LAYOUT_LIMIT = 100_000
+# dot places every node, and every edge that spans k ranks is laid out as a chain of
+# k - 1 invisible nodes: the layout's size is nodes + edges + those chain nodes (ranks
+# estimated by the longest path from the sources, then each node that gains by it settled
+# just above its nearest user, as dot's ranking would). Its bounded network simplex
+# (``nslimit``) then makes up to one pass over that whole layout per node, so its work
+# grows like nodes x size. Measured on LSTM, GRU and RNN graphs in the ops view
+# (benchmarks/viz.py, a busy 2-core machine): 40 to 85 ns per unit of that product, and
+# about 5 KB of memory per unit of size; unguarded, a 500-step LSTM once took 6 GB of
+# memory within a minute. LAYOUT_LIMIT keeps every drawing within about 20 s and 500 MB:
+# an LSTM of about 180 steps, a GRU of 220, a hand-written RNN of 750.
+LAYOUT_LIMIT = 250_000_000
+# A cluster costs dot nodes of its own (it is laid out as a unit, then expanded): a
+# 2,000-step chain of four nodes a step, each step a cluster, took 35 s and 800 MB.
+CLUSTER_COST = 4
 
 _NODE = re.compile(r"\s*(\w+) \[")
 _EDGE = re.compile(r"\s*(\w+)(?::\w+)? -> (\w+)(?::\w+)?")
 
 
 def layout_size(drawing):
-    """The measure above for a ``graphviz.Digraph`` written by one of the views: its
-    nodes (one statement ``id [...]`` each), edges (``tail -> head``) and the chain
-    nodes of edges spanning several ranks."""
-    nodes, edges = [], []
+    """The work the guard measures for a ``graphviz.Digraph`` written by one of the
+    views: its nodes (one statement ``id [...]`` each) times the layout's size, nodes +
+    edges (``tail -> head``) + the chain nodes of edges spanning several ranks +
+    CLUSTER_COST per cluster."""
+    nodes, edges, clusters = [], [], 0
     for line in drawing.body:
+        clusters += "subgraph cluster_" in line
         for statement in line.split(";"):
             edge = _EDGE.match(statement)
             if edge:
                 edges.append(edge.groups())
             elif _NODE.match(statement):
                 nodes.append(_NODE.match(statement).group(1))
-    rank = longest_path_ranks(nodes, edges)
+    rank = longest_path_ranks(nodes, edges, settle=True)
     chains = sum(max(abs(rank[head] - rank[tail]) - 1, 0) for tail, head in edges)
-    return len(nodes) + len(edges) + chains
+    return len(nodes) * (len(nodes) + len(edges) + chains + CLUSTER_COST * clusters)

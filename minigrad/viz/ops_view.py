@@ -44,6 +44,7 @@ LAYOUT = {"newrank": "true", "ordering": "out", "nslimit": "1", "nslimit1": "1",
 # inputs shows where each goes (a, b or 0, 1, 2, ...), so 1 - z differs from z - 1.
 COMMUTATIVE = frozenset({"add", "multiply", "maximum", "minimum"})
 SEQUENCE_OPS = frozenset({"concat", "stack"})  # inputs numbered from 0, like the list
+BUS_STEPS = 3  # a tensor used in this many time steps or more reaches them along a bus
 
 
 # -- scopes and time steps ----------------------------------------------------------------
@@ -106,7 +107,7 @@ def operand_names(op):
     return tuple(str(k) for k in range(count))
 
 
-def _op_label(op, across):
+def _op_label(op, across, slots=True):
     """The op's name and details, with a cell (port) per input slot, named when the
     order matters: ``a matmul b`` across the arrows, each input's edge entering at its
     own cell. The unnamed slots of a commutative op (add, multiply) keep its inputs in
@@ -115,7 +116,7 @@ def _op_label(op, across):
     text = op.label
     if detail and len(detail) <= MAX_DETAIL:
         text += (" " if across else "\n") + detail
-    names = operand_names(op)
+    names = operand_names(op) if slots else None
     if names is None:
         return _escape(text)
     ports = [(PORT_FONT.format(name) if name else "", f"p{k}") for k, name in enumerate(names)]
@@ -149,6 +150,9 @@ class _Drawing:
         self.node_of = []  # index in order -> node id of the tensor (or of its marker)
         self.op_node_of = {}  # index in order -> node id of the op that made the tensor
         self.cluster_of = {}  # node id -> the scope of the cluster it is drawn in
+        self.bus_nodes = set()  # the tap nodes of buses (see ``buses``)
+        self.bus_of = {}  # tap node -> the tensor node whose bus it is on
+        self.op_of = {}  # op node -> its op
         self.roles, self.has_no_grad = set(), False
 
     # -- nodes ---------------------------------------------------------------------------
@@ -161,6 +165,7 @@ class _Drawing:
             return
         if tensor.op is not None:
             self.op_node_of[index] = f"op{index}"
+            self.op_of[f"op{index}"] = tensor.op
             label = _op_label(tensor.op, self.across)
             self.add_node(tensor.scope, f"op{index}", {"label": label, **OP_STYLE},
                           (layer, step))
@@ -279,6 +284,65 @@ class _Drawing:
                     counts[edge] = counts.get(edge, 0) + 1
         return counts
 
+    def buses(self, counts):
+        """Route each tensor made outside the time steps and used in BUS_STEPS or more of
+        them (a weight, the input x) along one line with a tap per step, instead of one
+        edge into every step; and likewise what an op outside the steps collects from
+        that many steps (the stack of every step's h).
+
+        Those edges run the length of the drawing, side by side: at 32 steps, a hundred
+        parallel curves, and most of dot's work (an edge spanning k ranks is k nodes to
+        place, and each crosses its neighbours' branches). A bus is one line down the
+        side of the steps, ``tensor -> tap -> tap ...``, each tap a dot beside its step
+        with that step's edges leaving from it (or, collecting, ``h -> tap -> tap ... ->
+        stack``, labelled with the number of inputs it carries, in step order): the same
+        picture of one tensor shared by every step, at the cost of a step's height per
+        tap. Returns the new counts; taps are top-level point nodes.
+        """
+        step_of_node = {node: step for step, nodes in self.nodes_of_step.items()
+                        for node in nodes}
+        users, collected = {}, {}  # node outside the steps -> {step: its edges there}
+        for edge in counts:
+            tail, head, _ = edge
+            if tail.startswith("v") and tail not in step_of_node and head in step_of_node:
+                users.setdefault(tail, {}).setdefault(step_of_node[head], []).append(edge)
+            if head.startswith("op") and head not in step_of_node and tail in step_of_node:
+                collected.setdefault(head, {}).setdefault(step_of_node[tail], []).append(edge)
+        rerouted = dict(counts)
+        for tail, by_step in users.items():
+            if len(by_step) >= BUS_STEPS:
+                previous = tail
+                for k, edges in enumerate(by_step.values()):  # steps in creation order
+                    tap = self.tap(f"tap{tail}_{k}", tail)
+                    rerouted[previous, tap, None] = 1
+                    previous = tap
+                    for edge in edges:
+                        rerouted[tap, edge[1], edge[2]] = rerouted.pop(edge)
+        for head, by_step in collected.items():
+            if len(by_step) >= BUS_STEPS:
+                taps = [self.tap(f"tap{head}_{k}", head) for k in range(len(by_step))]
+                uses = 0
+                for tap, edges in zip(taps, by_step.values()):
+                    for edge in edges:
+                        uses += counts[edge]
+                        rerouted[edge[0], tap, None] = rerouted.pop(edge)
+                rerouted.update(((a, b, None), 1) for a, b in zip(taps, taps[1:]))
+                rerouted[taps[-1], head, None] = uses
+                # its inputs arrive together, in step order: no slots to point into
+                self.attributes[head]["label"] = _op_label(self.op_of[head], self.across,
+                                                           slots=False)
+        return rerouted
+
+    def tap(self, node, owner):
+        """A new top-level point on the bus of ``owner``."""
+        self.attributes[node] = {"shape": "point", "width": "0.06", "height": "0.06",
+                                 "label": ""}
+        self.clusters[""].append(node)
+        self.cluster_of[node] = ""
+        self.bus_nodes.add(node)
+        self.bus_of[node] = owner
+        return node
+
     def edge_lines(self, counts, parameter_nodes):
         """One line per distinct edge, labelled 'xN' when it stands for N uses. Edges
         from a parameter take its colour, so a weight's fan-out stands out. The count is
@@ -290,8 +354,10 @@ class _Drawing:
             attributes = {}
             if count > 1:
                 attributes["xlabel"] = f"x{count}"
-            if tail in parameter_nodes:
+            if self.bus_of.get(tail, tail) in parameter_nodes:
                 attributes["color"] = ROLES["parameter"][1]
+            if head in self.bus_nodes:
+                attributes["arrowhead"] = "none"
             if tail in markers or head in markers:
                 attributes["style"] = "dashed"
             source = f"{tail}:{self.tail_port[tail, head]}" if (
@@ -371,8 +437,11 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     differently from ``z - 1``. Tensor fills show the role: parameter, input (any other
     leaf the graph reaches, constants included), output (``root``) or intermediate,
     explained by a legend. Each use of a tensor is one edge; repeated edges between the
-    same two nodes are drawn once, labelled ``xN``. A leaf that needs no gradient appears
-    only where a recorded op used it.
+    same two nodes are drawn once, labelled ``xN``. A tensor made outside the time steps
+    and used in three or more of them (a weight, the input) reaches them along one line
+    with a dot per step, and what three or more steps give one op outside them (the
+    stack of every h) arrives the same way. A leaf that needs no gradient appears only
+    where a recorded op used it.
 
     Options:
       show_shapes     put each tensor's shape in its box.
@@ -416,7 +485,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         hidden=_elided_steps((t.scope for t in order), keep_steps) if keep_steps else {})
     for index, tensor in enumerate(order):
         drawing.add(index, tensor)
-    counts = drawing.edge_counts(order)
+    counts = drawing.buses(drawing.edge_counts(order))
     step_lines = drawing.step_order_lines(counts)
     drawing.sibling_order(counts, step_lines)
     parameters = {drawing.node_of[i] for i, t in enumerate(order) if isinstance(t, Parameter)}

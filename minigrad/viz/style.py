@@ -199,12 +199,14 @@ def _legend(roles, grad_range, has_no_grad, has_elided):
 
 # -- ranks --------------------------------------------------------------------------------
 
-def longest_path_ranks(nodes, edges):
+def longest_path_ranks(nodes, edges, settle=False):
     """{node: length of the longest path reaching it}, dot's first guess of its rank.
 
     Kahn's algorithm over ``edges`` ((tail, head) pairs), without recursion. Nodes on a
     cycle (a back-edge of a rolled view) are ranked after everything that reaches them,
-    their own cycle ignored.
+    their own cycle ignored. With ``settle``, a node with at least as many edges out as in
+    then moves down to just above its nearest user, as dot's ranking does to keep edges
+    short: a weight, or a tap of a bus, sits by its first user, not at the top.
     """
     rank = dict.fromkeys(nodes, 0)
     heads, waiting = {}, dict.fromkeys(nodes, 0)
@@ -215,11 +217,20 @@ def longest_path_ranks(nodes, edges):
         waiting.setdefault(tail, 0)
         heads.setdefault(tail, []).append(head)
     ready = [node for node, count in waiting.items() if count == 0]
+    done = []
     while ready:
         tail = ready.pop()
+        done.append(tail)
         for head in heads.get(tail, ()):
             rank[head] = max(rank[head], rank[tail] + 1)
             waiting[head] -= 1
             if waiting[head] == 0:
                 ready.append(head)
+    if settle:  # moving down a node with as many edges out as in stretches none
+        degree_in = {}
+        for _, head in edges:
+            degree_in[head] = degree_in.get(head, 0) + 1
+        for node in reversed(done):
+            if heads.get(node) and len(heads[node]) >= degree_in.get(node, 0):
+                rank[node] = max(rank[node], min(rank[h] for h in heads[node]) - 1)
     return rank
