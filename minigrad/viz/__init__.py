@@ -48,16 +48,18 @@ def graph(root, *, view="ops", show_shapes=True, show_grads=False, rankdir=None,
     The options are described in full in each view's module. A drawing too big for
     Graphviz to lay out in reasonable time (more than about 180 LSTM steps in the ops
     view: ``files.LAYOUT_LIMIT``) raises ValueError before ``dot`` ever sees it, saying
-    which ``keep_steps=`` would fit and suggesting ``view="steps"``.
+    which ``keep_steps=`` would fit and suggesting ``view="steps"``. To get the DOT
+    text of such a graph anyway (for another tool), set ``mg.viz.LAYOUT_LIMIT = None``.
     """
     drawing = _draw(root, view, show_shapes=show_shapes, show_grads=show_grads,
                     rankdir=rankdir, cluster_scopes=cluster_scopes, keep_steps=keep_steps,
                     title=title)
-    size = layout_size(drawing)
-    if size > LAYOUT_LIMIT:
-        raise ValueError(_too_big(root, view, size, keep_steps, dict(
-            show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
-            cluster_scopes=cluster_scopes, title=title)))
+    if LAYOUT_LIMIT is not None:
+        size = layout_size(drawing)
+        if size > LAYOUT_LIMIT:
+            raise ValueError(_too_big(root, view, size, keep_steps, dict(
+                show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
+                cluster_scopes=cluster_scopes, title=title)))
     return drawing
 
 
