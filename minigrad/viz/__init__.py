@@ -96,7 +96,8 @@ def _too_big(root, view, size, keep_steps, options):
                and other in VIEWS]
     return (f"this {view} view is too big for Graphviz to lay out in reasonable time "
             f"(layout work {size:,} > limit {LAYOUT_LIMIT:,}: nodes times nodes, edges "
-            f"and the ranks they span); draw less of it with " + " or ".join(advice or ["keep_steps=1"]))
+            f"and the ranks they span); draw less of it with "
+            + " or ".join(advice or ["keep_steps=1"]))
 
 
 def render(root, path, **options):

@@ -3,17 +3,19 @@
 Every tensor is a box (name, shape, gradient), every op a small rounded box between its
 inputs and its output. Tensors made inside ``mg.scope`` blocks are drawn inside nested,
 labelled clusters, so an unrolled LSTM shows one box per layer and time step, with the
-gates inside and the shared weights outside, feeding every step. With ``show_grads``
-each tensor is coloured by the size of its gradient.
+gates inside and the shared weights outside, feeding every step (along one bus once
+three or more steps use them). With ``show_grads`` each tensor is coloured by the size
+of its gradient.
 
 Node ids are sequential in the engine's topological order (creation order); nothing
 depends on ``id()`` or on set order, and nothing recurses, so the text is the same on
 every run and a graph thousands of nodes deep draws.
 
 The layout is chosen so that every step looks the same and long sequences lay out in
-seconds (see ``LAYOUT``): the statements are written in creation order and Graphviz is
-told to keep each node's outgoing edges in that order, so the gates of an LSTM sit
-i, f, g, o from left to right in every step.
+seconds (``LAYOUT``, ``_Drawing.sibling_order``, ``_Drawing.buses``): the statements
+are written in creation order, the users of a tensor leave it from ports in that order,
+so the gates of an LSTM sit i, f, g, o from left to right in every step, and no edge
+runs the length of the drawing.
 """
 import math
 
