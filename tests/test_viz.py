@@ -786,6 +786,18 @@ def test_a_250_byte_file_name_renders(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
+def test_errors_writing_the_file_name_the_path_given(tmp_path):
+    missing = tmp_path / "no" / "such" / "g.svg"
+    with pytest.raises(FileNotFoundError) as err:
+        mg.viz.render(chain(1), missing)
+    assert err.value.filename == str(missing)
+    (tmp_path / "dir.svg").mkdir()
+    with pytest.raises(IsADirectoryError) as err:
+        mg.viz.render(chain(1), tmp_path / "dir.svg")
+    assert err.value.filename == str(tmp_path / "dir.svg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.svg"]
+
+
 def test_render_writes_through_a_symlink(tmp_path):
     target = tmp_path / "real.svg"
     target.write_text("old")

@@ -36,6 +36,8 @@ def _write_atomically(path, data):
     target = os.path.realpath(path)
     if os.path.islink(target):  # realpath gives up on a loop of links
         raise OSError(errno.ELOOP, "Too many levels of symbolic links", os.fspath(path))
+    if os.path.isdir(target):  # checked first: the rename's error would be less clear
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
     directory = os.path.dirname(target)
     while True:
         temporary = os.path.join(directory, f".{secrets.token_hex(6)}.tmp")
@@ -44,6 +46,8 @@ def _write_atomically(path, data):
             break
         except FileExistsError:  # another writer drew the same 48 random bits
             continue
+        except OSError as err:  # no such directory, read-only: name the path given
+            raise type(err)(err.errno, err.strerror, os.fspath(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
