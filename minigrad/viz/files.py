@@ -84,8 +84,10 @@ def run_dot(source, fmt, suffix=None):
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
         shown = "\n  ".join(said[:6]) + ("\n  ..." if len(said) > 6 else "")
-        raise RuntimeError(f"Graphviz's dot failed on this graph (exit status "
-                           f"{done.returncode}); it said:\n  {shown or '(nothing)'}")
+        how = (f"exit status {done.returncode}" if done.returncode > 0 else
+               f"killed by signal {-done.returncode}")
+        raise RuntimeError(f"Graphviz's dot failed on this graph ({how}); it said:\n  "
+                           f"{shown or '(nothing)'}")
     return done.stdout
 
 
