@@ -103,6 +103,12 @@ class Tensor:
                             f"{self.shape}")
         return self.data.item()
 
+    def __format__(self, spec):
+        """``f"{loss:.4f}"`` formats the value of a 0-d tensor, as numpy and PyTorch do."""
+        if spec and self.data.ndim == 0:
+            return format(self.data.item(), spec)
+        return super().__format__(spec)
+
     def numpy(self):
         """The underlying array (shared, not copied)."""
         return self.data

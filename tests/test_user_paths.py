@@ -315,3 +315,13 @@ def test_save_into_a_read_only_directory_names_the_path(tmp_path, monkeypatch):
             as refused:
         mg.save({"w": np.ones(2)}, target)
     assert refused.value.filename == str(target) and "k2j3h" not in str(refused.value)
+
+
+# -- printing a loss ---------------------------------------------------------------------------
+
+def test_a_0d_loss_formats_like_a_number():
+    loss = mg.nn.mse_loss(leaf([1.0, 2.0]), np.array([0.0, 0.0]))
+    assert f"loss {loss:.3f}" == "loss 2.500" and f"{loss:>8.1e}" == " 2.5e+00"
+    assert f"{loss}" == str(loss)  # no format spec: the repr, as before
+    with pytest.raises(TypeError):  # as numpy and PyTorch: only a 0-d tensor is a number
+        f"{leaf([1.0, 2.0]):.3f}"
