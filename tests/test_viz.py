@@ -728,6 +728,23 @@ def test_the_gates_keep_one_order_in_every_step():
         assert xs == sorted(xs), (t, xs)
 
 
+def test_every_step_after_the_first_is_laid_out_alike():
+    """The nodes of each step, read row by row and left to right from dot's layout, come
+    in the same order in every step (t0 differs: its h and c are constants)."""
+    source = mg.viz.graph(tiny_lstm(steps=5, H=2)).source
+    nodes, _, _ = parse(source)
+    layout = json.loads(run_dot(source, "json"))
+    position = {obj["name"]: [float(v) for v in obj["pos"].split(",")]
+                for obj in layout["objects"] if "pos" in obj}
+    reading = {}
+    for t in range(1, 5):
+        mine = [n for n, (_, path, _) in nodes.items() if path[-1:] == (f"t{t}",)]
+        rank_in_step = {n: k for k, n in enumerate(mine)}  # creation order in the step
+        rows = sorted(mine, key=lambda n: (-round(position[n][1]), position[n][0]))
+        reading[t] = [rank_in_step[n] for n in rows]
+    assert all(reading[t] == reading[1] for t in (2, 3, 4)), reading
+
+
 # -- the guard --------------------------------------------------------------------------
 
 def test_a_graph_too_big_for_dot_is_refused_before_dot_runs(monkeypatch):

@@ -360,6 +360,10 @@ class _Drawing:
                 attributes["color"] = ROLES["parameter"][1]
             if head in self.bus_nodes:
                 attributes["arrowhead"] = "none"
+            if tail.startswith("op") and head == "v" + tail[2:]:
+                # an op and its output stay together: a tensor used only much later (the
+                # o gate) would otherwise sit anywhere in between, not alike in every step
+                attributes["weight"] = "2"
             if tail in markers or head in markers:
                 attributes["style"] = "dashed"
             source = f"{tail}:{self.tail_port[tail, head]}" if (
