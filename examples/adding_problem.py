@@ -202,7 +202,7 @@ def save_plot(history, path, args, test_mse):
                  label=f"test MSE ({TEST_SEQUENCES:,} sequences): {test_mse:.2g}")
     top.axhline(BASELINE_MSE, color="gray", ls="--", lw=1, label="baseline: always 1 (1/6)")
     top.set_ylabel("mean squared error")
-    top.legend(loc="lower left", fontsize="small")
+    top.legend(loc="best", fontsize="small")
     top.set_title(f"adding problem, T = {args.length}: {args.model}, hidden {args.hidden}, "
                   f"batch {args.batch_size}, seed {args.seed}")
     bottom.plot(seen, history["val_accuracy"], color="tab:green",
