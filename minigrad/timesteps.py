@@ -25,7 +25,7 @@ import numpy as np
 from .nn import Parameter
 from .tensor import Tensor, topological_order
 
-__all__ = ["STEP", "step_of", "Step", "TimeSteps", "time_steps", "step_grad_norms"]
+__all__ = ["STEP", "step_of", "same_entry", "Step", "TimeSteps", "time_steps", "step_grad_norms"]
 
 STEP = re.compile(r"t(\d+)")  # a scope component naming a time step: 't0', 't17'
 
@@ -42,6 +42,15 @@ def step_of(scope):
         if match:
             return "/".join(parts[:k]), int(match.group(1))
     return None, None
+
+
+def same_entry(a, b):
+    """True when two entries of step signatures stand for the same op, but for one
+    allowed difference: an input one step reads from outside every step where the other
+    reads the previous step's state (a first step reading ``h0``)."""
+    (label_a, name_a, refs_a), (label_b, name_b, refs_b) = a, b
+    return label_a == label_b and name_a == name_b and len(refs_a) == len(refs_b) and all(
+        x == y or {x[0], y[0]} == {"state", "outside"} for x, y in zip(refs_a, refs_b))
 
 
 class Step:
@@ -197,8 +206,9 @@ class TimeSteps:
         """The recurrent state of ``step``: the tensors the next step consumes.
 
         The last step has no next step; its state is the tensors in the same places as
-        the previous step's state (same structure), else the tensors with the same
-        names, else its outputs (a single step: what leaves it is its state).
+        the previous step's state, when the two steps agree up to there (the last may go
+        on to ops of its own, a read-out made inside its scope), else the tensors with
+        the same names, else its outputs (a single step: what leaves it is its state).
         """
         if step.next is not None:
             return list(step.state_out)
@@ -206,8 +216,11 @@ class TimeSteps:
         if previous is None:
             return [t for t in step.outputs if t is not self.root or t.name is not None]
         template = previous.state_out
-        if step.signature == previous.signature:
-            return [step.tensors[previous.position[id(t)]] for t in template]
+        places = [previous.position[id(t)] for t in template]
+        end = max(places, default=-1) + 1
+        if len(step.signature) >= end and all(
+                same_entry(a, b) for a, b in zip(previous.signature[:end], step.signature)):
+            return [step.tensors[p] for p in places]
         last_named = {t.name: t for t in step.tensors if t.name is not None}
         found = [last_named[t.name] for t in template if t.name in last_named]
         return found if len(found) == len(template) else list(step.outputs)

@@ -325,3 +325,26 @@ def test_a_0d_loss_formats_like_a_number():
     assert f"{loss}" == str(loss)  # no format spec: the repr, as before
     with pytest.raises(TypeError):  # as numpy and PyTorch: only a 0-d tensor is a number
         f"{leaf([1.0, 2.0]):.3f}"
+
+
+# -- a read-out made inside the last step's scope ------------------------------------------
+
+@pytest.mark.parametrize("T", [2, 4])
+def test_step_grad_norms_when_the_last_step_also_computes_the_read_out(T):
+    # The last step did more than the others, so its state was taken to be its output
+    # (the read-out): h at the last step read 0, under a spurious 'matmul#0' key.
+    rng = np.random.default_rng(0)
+    W, V = leaf(rng.normal(size=(3, 3)) * 0.5), leaf(rng.normal(size=(3, 1)))
+    x = mg.Tensor(rng.normal(size=(2, T, 3)))
+    h, hs = mg.Tensor(np.zeros((2, 3))), []
+    for t in range(T):
+        with mg.scope(f"t{t}"):
+            h = mg.tanh(x[:, t] + h @ W)
+            hs.append(h)
+            if t == T - 1:
+                y = h @ V
+    loss = (y * y).mean()
+    loss.backward(retain_grads=True)
+    norms = mg.step_grad_norms(loss)
+    assert list(norms) == ["tanh#0"]
+    np.testing.assert_allclose(norms["tanh#0"], [np.linalg.norm(h.grad) for h in hs])

@@ -37,7 +37,7 @@ import re
 
 
 from ..nn import Parameter
-from ..timesteps import TimeSteps
+from ..timesteps import TimeSteps, same_entry
 from .style import MAX_DETAIL, ROLES, _attrs, _escape, _is_dark
 from .steps_view import (EDGE_GREY, check_grads, describe, grad_colour, grad_norm, listed,
                          log_range, new_digraph, no_steps, scale_legend, shape_text)
@@ -58,15 +58,8 @@ def same_fold(a, b):
     allowed difference, an input that one step reads from outside every step where the
     other reads the previous step's state (a first step reading ``h0``, marked on its
     edge). Everything else, ops, names, the rest of the wiring, must be equal."""
-    if len(a.signature) != len(b.signature):
-        return False
-    for (label_a, name_a, refs_a), (label_b, name_b, refs_b) in zip(a.signature, b.signature):
-        if label_a != label_b or name_a != name_b or len(refs_a) != len(refs_b):
-            return False
-        for ref_a, ref_b in zip(refs_a, refs_b):
-            if ref_a != ref_b and {ref_a[0], ref_b[0]} != {"state", "outside"}:
-                return False
-    return True
+    return len(a.signature) == len(b.signature) and all(
+        same_entry(x, y) for x, y in zip(a.signature, b.signature))
 
 
 def runs_of(steps):
