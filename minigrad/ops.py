@@ -71,6 +71,10 @@ class Op:
             out = self.forward(*arrays)
         except ValueError as err:
             shapes = " and ".join(str(t.shape) for t in inputs)
+            if isinstance(err, np.exceptions.AxisError) or "'axis'" in str(err):
+                # a bad axis= (out of range, repeated), not a shape mismatch
+                raise ValueError(f"{self.label}: {err} (input shape{'s' * (len(inputs) > 1)} "
+                                 f"{shapes})") from None
             raise ValueError(f"{self.label}: incompatible shapes {shapes}: {err}") from None
         finally:
             restore_numpy_errors(token)

@@ -348,3 +348,17 @@ def test_step_grad_norms_when_the_last_step_also_computes_the_read_out(T):
     norms = mg.step_grad_norms(loss)
     assert list(norms) == ["tanh#0"]
     np.testing.assert_allclose(norms["tanh#0"], [np.linalg.norm(h.grad) for h in hs])
+
+
+# -- a bad axis is not a shape mismatch -------------------------------------------------------
+
+def test_a_bad_axis_is_reported_as_one():
+    x = leaf(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"^sum: axis 2 is out of bounds .*\(input shape \(2, 3\)\)"):
+        x.sum(axis=2)
+    with pytest.raises(ValueError, match=r"^mean: duplicate value in 'axis'"):
+        x.mean(axis=(0, 0))
+    with pytest.raises(ValueError, match=r"^concat: axis 3 is out of bounds .*input shapes"):
+        mg.concat([x, x], axis=3)
+    with pytest.raises(ValueError, match=r"^add: incompatible shapes \(2, 3\) and \(4,\)"):
+        x + np.ones(4)  # a real mismatch still says so
