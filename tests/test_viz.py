@@ -1,8 +1,10 @@
 """Tests of mg.viz: the DOT text as text, then rendering through Graphviz.
 
 Most graphs here come from a tiny LSTM written inline with mg ops and scopes
-(lstm > l0 > t0, t1, ...), so they depend on nothing but the engine; only the test of
-examples/render_graph.py uses models/.
+(lstm > l0 > t0, t1, ...), a hand-written RNN and GRU, and seeded random graphs, so they
+depend on nothing but the engine; only the tests of examples/render_graph.py use models/.
+Every drawing that reaches Graphviz goes through the real ``dot`` and must come back as
+valid SVG.
 """
 import contextlib
 import json
@@ -620,8 +622,8 @@ CASES = [(T, *[("TB", False), ("LR", True), ("TB", True), ("LR", False)][T % 4])
 @pytest.mark.parametrize("T, rankdir, grads", CASES)
 @pytest.mark.parametrize("model", [hand_rnn, hand_gru])
 def test_hand_written_rnn_and_gru_draw_with_dot(model, T, rankdir, grads):
-    texts = _svg(_with_grads(model(T), grads), rankdir=rankdir, show_grads=grads)
-    assert {f"t{t}" for t in range(T)} <= set(_svg_texts(texts))
+    svg = _svg(_with_grads(model(T), grads), rankdir=rankdir, show_grads=grads)
+    assert {f"t{t}" for t in range(T)} <= set(_svg_texts(svg))
 
 
 @pytest.mark.parametrize("rankdir", ["TB", "LR"])
