@@ -3,6 +3,7 @@
     python examples/render_graph.py --steps 4 -o lstm.svg [--grads] [--hidden 8] [--seed 0]
     python examples/render_graph.py --load runs/addition/model.npz --grads -o lstm.svg
     python examples/render_graph.py --steps 8 --view steps --grads -o steps.svg
+    python examples/render_graph.py --cell gru --steps 4 --grads -o gru.svg
 
 ``--view`` picks one of three drawings of the same graph: ``ops`` (default) every op and
 tensor; ``steps`` one node per time step, the state passing between them; ``rolled`` one
@@ -37,7 +38,7 @@ import sys
 import numpy as np
 
 import minigrad as mg
-from models.arithmetic import ArithmeticModel, MAX_BITS, encode, load_model, sample_pairs
+from models.arithmetic import CELLS, ArithmeticModel, MAX_BITS, encode, load_model, sample_pairs
 
 FORMATS = (".svg", ".png", ".pdf", ".dot")
 LEGIBLE_STEPS = 12  # the ops view of more steps than this draws only KEEP_STEPS at each end
@@ -56,6 +57,8 @@ def parse_args(argv=None):
     parser.add_argument("--loss", choices=("last", "mean"), default="last",
                         help="last: loss of the most significant bit only (default); "
                              "mean: the training loss over all bits")
+    parser.add_argument("--cell", choices=CELLS, default=None,
+                        help="recurrent network of a fresh model (default lstm)")
     parser.add_argument("--hidden", type=int, default=8,
                         help="LSTM hidden size of a fresh model (default 8)")
     parser.add_argument("--load", metavar="PATH",
@@ -90,7 +93,10 @@ def parse_args(argv=None):
             args.model, _ = load_model(args.load, "addition")
         except ValueError as err:
             parser.error(str(err))
+        if args.cell not in (None, args.model.cell):
+            parser.error(f"--cell {args.cell}: {args.load} holds a {args.model.cell} model")
         args.hidden = args.model.hidden_size
+    args.cell = args.cell or "lstm"
     if args.keep_steps is None and args.view == "ops" and args.steps > LEGIBLE_STEPS:
         args.keep_steps = KEEP_STEPS
         print(f"render_graph.py: {args.steps} steps are too many to read in the ops view: "
@@ -102,7 +108,8 @@ def parse_args(argv=None):
 def build(args):
     """The model's loss on one sample, backpropagated when ``--grads``; and a caption."""
     rng = np.random.default_rng(args.seed)
-    model = ArithmeticModel(args.hidden, rng=rng) if args.model is None else args.model
+    model = (ArithmeticModel(args.hidden, cell=args.cell, rng=rng) if args.model is None
+             else args.model)
     a, b = sample_pairs("addition", args.steps, 1, rng)
     x, y = encode("addition", a, b, args.steps)
     x = mg.Tensor(x, requires_grad=True, name="x")

@@ -500,6 +500,15 @@ def test_example_draws_long_sequences_legibly_and_says_so(tmp_path):
     assert ("lstm", "l0", "t4 ... t11") in clusters
 
 
+@pytest.mark.parametrize("cell, weight", [("gru", "gru.l0.weight_hh"), ("rnn", "rnn.l0.weight")])
+def test_example_draws_the_other_cells(tmp_path, cell, weight):
+    out = tmp_path / "g.dot"
+    run = _run_example("--cell", cell, "--steps", "3", "--hidden", "2", "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    text = out.read_text()
+    assert weight in text and f"untrained {cell.upper()}" in text
+
+
 @pytest.mark.parametrize("view", ["steps", "rolled"])
 def test_example_draws_the_other_views(tmp_path, view):
     out = tmp_path / "g.dot"
