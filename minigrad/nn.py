@@ -9,6 +9,7 @@ One dtype rule for every module: a module is built in one float dtype (``dtype=`
 float64 by default); arrays and lists given to it are cast to that dtype, and a Tensor
 of another dtype is refused (``as_input``), so a model's dtype holds end to end.
 """
+import contextlib
 import operator
 import weakref
 from collections.abc import Mapping
@@ -112,7 +113,8 @@ class Module:
         _refuse_hidden_members(self, name, value)
         object.__setattr__(self, name, value)
         if isinstance(value, Module):
-            _owners[value] = weakref.ref(self)
+            with contextlib.suppress(TypeError):  # a module made unhashable (a dataclass)
+                _owners[value] = weakref.ref(self)
         if isinstance(value, (Parameter, Module)):
             # From the outermost module this one belongs to: assigning inside a sub-module
             # (tying model.dec.weight = model.enc.weight, a fresh model.fc.bias) would
@@ -235,7 +237,10 @@ def _outermost(module):
     """The module at the top of the chain of owners above ``module``."""
     seen = {id(module)}
     while True:
-        ref = _owners.get(module)
+        try:
+            ref = _owners.get(module)
+        except TypeError:  # unhashable: its owner is not known
+            return module
         owner = ref() if ref is not None else None
         if owner is None or id(owner) in seen:  # no owner, or a module that owns itself
             return module

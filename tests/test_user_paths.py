@@ -362,3 +362,19 @@ def test_a_bad_axis_is_reported_as_one():
         mg.concat([x, x], axis=3)
     with pytest.raises(ValueError, match=r"^add: incompatible shapes \(2, 3\) and \(4,\)"):
         x + np.ones(4)  # a real mismatch still says so
+
+
+def test_an_unhashable_module_still_registers():
+    import dataclasses
+
+    @dataclasses.dataclass  # eq=True: dataclasses make the class unhashable
+    class Head(mg.nn.Module):
+        size: int = 2
+
+        def __post_init__(self):
+            self.fc = mg.nn.Linear(self.size, 1)
+
+    model = _Wrapper()
+    model.head = Head()
+    assert [name for name, _ in model.named_parameters()][-2:] == ["head.fc.weight",
+                                                                   "head.fc.bias"]
