@@ -357,14 +357,18 @@ class Mean(Sum):
         # The sum over the count, not a.mean: numpy's mean of an empty slice warns through
         # warnings.warn, which the error state ops run under does not silence; 0 / 0 gives
         # NaN silently, as PyTorch's mean of nothing does.
-        total = a.sum(axis=self.axis, keepdims=self.keepdims)  # rejects a bad axis first
+        # float16 adds up in float32, as np.mean does (a float16 sum overflows at 65504)
+        wide = np.float32 if a.dtype == np.float16 else None
+        total = a.sum(axis=self.axis, keepdims=self.keepdims, dtype=wide)  # checks the axis
         count = math.prod(a.shape[i] for i in _normalize_axes(self.axis, a.ndim))
-        return np.true_divide(total, count)
+        return np.true_divide(total, count).astype(a.dtype, copy=False)
 
     def backward(self, grad):
         shape = self.inputs[0].data.shape
         # A Python int: a numpy integer would promote a float32 gradient to float64.
         count = math.prod(shape[i] for i in _normalize_axes(self.axis, len(shape)))
+        if grad.dtype == np.float16:  # the int would become float16 first: inf past 65504
+            return super().backward((grad.astype(np.float32) / count).astype(np.float16))
         return super().backward(grad / count)
 
 

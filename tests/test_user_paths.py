@@ -378,3 +378,15 @@ def test_an_unhashable_module_still_registers():
     model.head = Head()
     assert [name for name, _ in model.named_parameters()][-2:] == ["head.fc.weight",
                                                                    "head.fc.bias"]
+
+
+def test_the_mean_of_many_float16_values_neither_overflows_nor_vanishes():
+    # The sum over the count (for the empty mean) added float16 up in float16: inf past
+    # 65,504, so the mean read NaN; the backward's count overflowed to inf too, and the
+    # gradient read 0.
+    x = mg.Tensor(np.ones(100_000, np.float16), requires_grad=True)
+    y = mg.mean(x)
+    assert y.dtype == np.float16 and y.item() == 1.0
+    y.backward()
+    assert x.grad.dtype == np.float16
+    np.testing.assert_allclose(x.grad, 1e-5, rtol=1e-2)
