@@ -934,6 +934,12 @@ def where(condition, a, b):
             raise ValueError("where: a Tensor condition must hold only 0 and 1 (a mask); "
                              "compare first, e.g. x.data > 0")
         condition = values == 1
+    elif isinstance(condition, bool):
+        # What ``x == 0`` and ``x != 0`` give for a Tensor x (Python compares the objects,
+        # not their values): one bool that would silently pick a or b everywhere.
+        raise TypeError(f"where: condition is the Python bool {condition}, which is what "
+                        f"comparing a Tensor itself with == or != gives; compare its values "
+                        f"(x.data == 0), or pass np.bool_({condition}) if one bool is meant")
     else:
         condition = np.asarray(condition)
         if condition.dtype != bool:
