@@ -85,6 +85,11 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self.data)))
 
+    def __contains__(self, value):
+        """``3.0 in t``: whether any element equals it, as numpy and PyTorch answer (without
+        this, Python would compare the sub-tensors themselves, never equal to a number)."""
+        return bool((self.data == (value.data if isinstance(value, Tensor) else value)).any())
+
     def __float__(self):
         return float(self._one_element("float"))
 

@@ -403,3 +403,9 @@ def test_where_refuses_the_bool_that_comparing_a_tensor_itself_gives():
             mg.where(condition, x, 5.0)
     np.testing.assert_array_equal(mg.where(x.data == 0, x, 5.0).data, [0.0, 5.0, 0.0])
     np.testing.assert_array_equal(mg.where(np.bool_(True), x, 5.0).data, x.data)
+
+
+def test_in_looks_at_the_values():
+    t = mg.Tensor([[1.0, 2.0], [3.0, np.nan]])
+    assert 3.0 in t and 4.0 not in t and mg.Tensor(2.0) in t  # was False for every value
+    assert np.nan not in t  # NaN equals nothing, as in numpy
