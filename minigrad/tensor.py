@@ -216,6 +216,32 @@ class Tensor:
     def __neg__(self): return ops.negative(self)
     def __getitem__(self, index): return ops.getitem(self, index)
 
+    # -- in-place operators: the update step of a hand-written optimizer -------------------
+    def __iadd__(self, other): return self._in_place(np.add, "+=", other)
+    def __isub__(self, other): return self._in_place(np.subtract, "-=", other)
+    def __imul__(self, other): return self._in_place(np.multiply, "*=", other)
+    def __itruediv__(self, other): return self._in_place(np.divide, "/=", other)
+
+    def _in_place(self, ufunc, symbol, other):
+        """``p -= lr * p.grad`` inside ``no_grad()`` updates ``p``'s data in place, as in
+        PyTorch (without this, Python would rebind the name to a new tensor and leave the
+        model's parameter unchanged). With gradients recorded, a leaf that requires grad
+        refuses, as in PyTorch, and anything else gets the usual new tensor (``h += x``
+        is ``h = h + x``): an in-place change could corrupt a graph that saved the value.
+        """
+        if _local.settings.grad_enabled:
+            if self.requires_grad and self.op is None:
+                raise RuntimeError(
+                    f"in-place {symbol} on a leaf tensor that requires grad"
+                    f"{f' ({self.name!r})' if self.name else ''}: to update a parameter, do it "
+                    f"inside `with mg.no_grad():` (it changes the data in place, as in "
+                    f"PyTorch), or on its .data")
+            return NotImplemented  # Python falls back to the out-of-place operator
+        value = other.data if isinstance(other, Tensor) else np.asarray(other)
+        with np.errstate(all="ignore"):  # inf and NaN silently, as for every op
+            ufunc(self.data, value, out=self.data, casting="same_kind")
+        return self
+
     def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
     def reshape(self, *shape): return ops.reshape(self, *shape)

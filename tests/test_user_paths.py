@@ -409,3 +409,23 @@ def test_in_looks_at_the_values():
     t = mg.Tensor([[1.0, 2.0], [3.0, np.nan]])
     assert 3.0 in t and 4.0 not in t and mg.Tensor(2.0) in t  # was False for every value
     assert np.nan not in t  # NaN equals nothing, as in numpy
+
+
+# -- a hand-written optimizer step -------------------------------------------------------------
+
+def test_p_minus_equals_inside_no_grad_updates_the_parameter_in_place():
+    # Python rebound the name to a new tensor: the model's parameter never changed.
+    model = mg.nn.Linear(2, 1, rng=np.random.default_rng(0))
+    before = model.weight.data.copy()
+    model(np.ones((3, 2))).sum().backward()
+    with mg.no_grad():
+        for p in model.parameters():
+            p -= 0.1 * p.grad
+    np.testing.assert_allclose(model.weight.data, before - 0.1 * 3.0)
+    assert model.weight.is_leaf and isinstance(model.weight, mg.nn.Parameter)
+    with pytest.raises(RuntimeError, match=r"in-place \+= on a leaf .*'weight'.*no_grad"):
+        model.weight += 1.0  # recording gradients: refused, as in PyTorch
+    h = leaf([1.0, 2.0]) * 2
+    same = h
+    h += 1.0  # a non-leaf while recording: a new tensor, h = h + 1
+    assert h is not same and h.op.label == "add" and same.data.tolist() == [2.0, 4.0]
