@@ -222,6 +222,20 @@ class Tensor:
     def __imul__(self, other): return self._in_place(np.multiply, "*=", other)
     def __itruediv__(self, other): return self._in_place(np.divide, "/=", other)
 
+    def __setitem__(self, index, value):
+        """``p[:, :H] = 1.0`` inside ``no_grad()`` writes into the data, as in PyTorch (a
+        forget-gate bias set by hand). While gradients are recorded it is refused: the
+        graph has no op for it, and the tensor may already be saved by one."""
+        if _local.settings.grad_enabled:
+            raise TypeError("assigning into a tensor is only done inside `with mg.no_grad():` "
+                            "(it changes the data in place, as in PyTorch) or on its .data; "
+                            "to build a new value from parts, use mg.where or mg.concat")
+        if isinstance(index, Tensor) or (type(index) is tuple and any(
+                isinstance(i, Tensor) for i in index)):
+            raise IndexError("a Tensor cannot index: tensors hold floats; index with an "
+                             "integer or boolean numpy array")
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
     def _in_place(self, ufunc, symbol, other):
         """``p -= lr * p.grad`` inside ``no_grad()`` updates ``p``'s data in place, as in
         PyTorch (without this, Python would rebind the name to a new tensor and leave the

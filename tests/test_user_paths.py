@@ -429,3 +429,14 @@ def test_p_minus_equals_inside_no_grad_updates_the_parameter_in_place():
     same = h
     h += 1.0  # a non-leaf while recording: a new tensor, h = h + 1
     assert h is not same and h.op.label == "add" and same.data.tolist() == [2.0, 4.0]
+
+
+def test_assigning_into_a_parameter_inside_no_grad_writes_its_data():
+    bias = mg.nn.Parameter(np.zeros(8), name="bias")
+    with mg.no_grad():
+        bias[2:4] = 1.0  # a forget-gate bias set by hand (TypeError before)
+    np.testing.assert_array_equal(bias.data, [0, 0, 1, 1, 0, 0, 0, 0])
+    with pytest.raises(TypeError, match="no_grad"):
+        bias[0] = 5.0  # while gradients are recorded: refused, the graph has no op for it
+    with mg.no_grad(), pytest.raises(IndexError, match="cannot index"):
+        bias[mg.Tensor(1.0)] = 5.0
