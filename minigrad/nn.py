@@ -100,9 +100,11 @@ class Module:
 
     Attributes that are Parameters or Modules register themselves, in assignment order;
     ``named_parameters`` yields their dotted paths. Assigning a Parameter or a module as
-    an attribute renames every parameter below the owner to its path from there, so the
-    outermost module's names are the ones errors, checkpoints and drawings show, and a
-    shared parameter's ``.name`` is the key it has in ``state_dict``.
+    an attribute renames every parameter to its path from the outermost module above
+    the owner (each module remembers the one it was last assigned to), so the outermost
+    module's names are the ones errors, checkpoints and drawings show, and a shared
+    parameter's ``.name`` is the key it has in ``state_dict``, even after an assignment
+    deep inside (``model.fc.bias = ...``).
 
     A list, tuple or dict holding Modules or Parameters is refused (``TypeError``, on
     assignment and by ``named_parameters``): nothing inside it would be trained or
