@@ -7,7 +7,8 @@ per layer). This module groups the tensors of a graph by the innermost scope com
 ``t<number>`` and works out, from the edges alone, what passes between the steps:
 
 - the tensors of step t that step t+1 of the same layer consumes: the recurrent state
-  (``h`` and ``c`` for an LSTM), whatever the model calls them;
+  (``h`` and ``c`` for an LSTM), whatever the model calls them (step t - 1, in a layer
+  that runs backwards in time, as the second half of a bidirectional RNN does);
 - what each step takes from outside (the slice of ``x``, parameters, the layer below)
   and what it gives to the outside (its output, the final state);
 - a structural signature per step, so that drawings can tell whether two steps have
