@@ -440,3 +440,33 @@ def test_assigning_into_a_parameter_inside_no_grad_writes_its_data():
         bias[0] = 5.0  # while gradients are recorded: refused, the graph has no op for it
     with mg.no_grad(), pytest.raises(IndexError, match="cannot index"):
         bias[mg.Tensor(1.0)] = 5.0
+
+
+# -- NaN gradients in the steps and rolled views ------------------------------------------------
+
+def test_nan_gradients_are_drawn_as_nan_not_as_no_gradient():
+    # With every state gradient NaN there was no finite range, and the steps view drew
+    # each edge as "no gradient": the NaN the drawing exists to show went unseen.
+    W = leaf(np.eye(2) * 1e200)
+    h = mg.Tensor(np.ones((1, 2)))
+    for t in range(3):
+        with mg.scope(f"t{t}"):
+            h = h @ W
+            h.name = "h"
+    loss = (h * np.array([[np.nan, 1.0]])).sum()
+    loss.backward(retain_grads=True)
+    edges = [line for line in mg.viz.graph(loss, view="steps", show_grads=True).source
+             .splitlines() if "-> step" in line and "label=" in line]
+    assert len(edges) == 2 and all("nan" in e and "no gradient" not in e and "#800026" in e
+                                   for e in edges)
+    back = [line for line in mg.viz.graph(loss, view="rolled", show_grads=True).source
+            .splitlines() if 'dir="back"' in line]
+    assert back and all("|grad| nan" in line for line in back)
+
+
+def test_a_rolled_node_shows_the_nan_among_its_steps_wherever_it_is():
+    from minigrad.viz.rolled_view import _largest, _norm_range
+    assert np.isnan(_largest([1.0, float("nan"), 2.0]))  # max() kept 2.0 here
+    assert _largest([1.0, None, 3.0]) == 3.0 and _largest([None]) is None
+    assert _norm_range([0.5, float("nan"), 2.0]) == "|grad| 0.5 ... 2, nan"
+    assert _norm_range([float("inf")]) == "|grad| inf" and _norm_range([None]) == ""

@@ -33,6 +33,7 @@ Node ids (``node_ids(root)`` returns the same, mapping each to what it stands fo
                   topological order, as in the ops view;
 - ``legend``.
 """
+import math
 import re
 
 
@@ -126,12 +127,24 @@ def _run(node):
     return int(node[1:node.index("_")]) if node.startswith("r") else None
 
 
-def _norm_range(norms):
+def _largest(norms):
+    """The largest of the norms (None for none), or the NaN or infinity among them:
+    that must show, and ``max`` would return or skip a NaN depending on where it is."""
     values = [n for n in norms if n is not None]
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    return f"|grad| {low:.2g}" if low == high else f"|grad| {low:.2g} ... {high:.2g}"
+    odd = [n for n in values if not math.isfinite(n)]
+    return odd[0] if odd else max(values, default=None)
+
+
+def _norm_range(norms):
+    """'|grad| 0.1 ... 2.3' over the finite norms, then any nan and inf among them."""
+    values = [n for n in norms if n is not None]
+    finite = [n for n in values if math.isfinite(n)]
+    odd = sorted({str(n) for n in values if not math.isfinite(n)})
+    parts = []
+    if finite:
+        low, high = min(finite), max(finite)
+        parts.append(f"{low:.2g}" if low == high else f"{low:.2g} ... {high:.2g}")
+    return f"|grad| {', '.join(parts + odd)}" if values else ""
 
 
 def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
@@ -180,7 +193,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             node_of[id(tensor)] = f"v{i}"
             members[f"v{i}"] = [tensor]
 
-    norms = {node: max((n for n in map(grad_norm, tensors) if n is not None), default=None)
+    norms = {node: _largest(map(grad_norm, tensors))
              for node, tensors in members.items()} if show_grads else {}
     grad_range = log_range(norms.values()) if show_grads else None
 

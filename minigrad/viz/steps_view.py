@@ -89,11 +89,11 @@ def log_range(values):
 
 def grad_colour(norm, grad_range):
     """The scale's colour for ``norm``; None for no (or zero) gradient."""
-    if norm is None or norm == 0 or grad_range is None:
+    if norm is None or norm == 0:
         return None
-    low, high = grad_range
     fraction = 1.0  # inf and nan take the darkest colour: they must not go unseen
-    if math.isfinite(norm) and high > low:
+    if math.isfinite(norm) and grad_range is not None and grad_range[1] > grad_range[0]:
+        low, high = grad_range
         fraction = (math.log10(norm) - low) / (high - low)
     return _scale_colour(fraction)
 
