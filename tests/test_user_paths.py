@@ -354,7 +354,8 @@ def test_step_grad_norms_when_the_last_step_also_computes_the_read_out(T):
 
 def test_a_bad_axis_is_reported_as_one():
     x = leaf(np.ones((2, 3)))
-    with pytest.raises(ValueError, match=r"^sum: axis 2 is out of bounds .*\(input shape \(2, 3\)\)"):
+    with pytest.raises(ValueError, match=r"^sum: axis 2 is out of bounds .*"
+                                         r"\(input shape \(2, 3\)\)"):
         x.sum(axis=2)
     with pytest.raises(ValueError, match=r"^mean: duplicate value in 'axis'"):
         x.mean(axis=(0, 0))
