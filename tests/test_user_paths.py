@@ -471,3 +471,12 @@ def test_a_rolled_node_shows_the_nan_among_its_steps_wherever_it_is():
     assert _largest([1.0, None, 3.0]) == 3.0 and _largest([None]) is None
     assert _norm_range([0.5, float("nan"), 2.0]) == "|grad| 0.5 ... 2, nan"
     assert _norm_range([float("inf")]) == "|grad| inf" and _norm_range([None]) == ""
+
+
+def test_the_root_of_the_steps_view_counts_one_op_in_the_singular():
+    h = leaf([[1.0, 2.0]])
+    for t in range(2):
+        with mg.scope(f"t{t}"):
+            h = mg.tanh(h)
+    source = mg.viz.graph(h.sum(), view="steps").source
+    assert "1 op after the steps" in source and "1 ops" not in source

@@ -406,7 +406,7 @@ def _root_line(structure):
     first = min(t.serial for s in structure.steps for t in s.tensors)
     after = [t for t in structure.order if id(t) not in structure.step_at
              and t.op is not None and t.serial > first]
-    text = f"{describe(root)}\n{len(after)} ops after the steps"
+    text = f"{describe(root)}\n{len(after)} op{'s' * (len(after) != 1)} after the steps"
     names = listed(t.op.label for t in after).split(", ") if after else []
     for k in range(0, len(names), 2):
         text += (":" if k == 0 else ",") + "\n" + ", ".join(names[k:k + 2])
