@@ -149,13 +149,35 @@ def test_the_eight_step_addition_lstm_fits_in_two_megabytes(tmp_path):
 
 def test_a_view_too_big_for_dot_draws_the_first_and_last_steps(tmp_path, monkeypatch):
     _, _, loss = lstm_loss(steps=6)
-    monkeypatch.setattr(mg.viz, "LAYOUT_LIMIT", 1500)  # the ops view of 6 steps: ~2,300
+    size = lambda **options: mg.viz.layout_size(mg.viz.graph(loss, view="ops", **options))
+    whole, two_and_two = size(), size(keep_steps=2)
+    assert two_and_two < whole
+    # A limit that the first and last two steps fit under, and the whole 6 steps do not:
+    monkeypatch.setattr(mg.viz, "LAYOUT_LIMIT", (two_and_two + whole) // 2)
     with pytest.raises(ValueError, match="too big"):
         mg.viz.graph(loss, view="ops")
     data = page_json(mg.viz.explore(loss, tmp_path / "page.html"))
     assert data["views"]["ops"]["keep_steps"] == 2  # t0, t1, t4, t5 drawn
     assert data["views"]["steps"]["keep_steps"] is None
     assert len(data["sweep"]) > 6 * 15  # the timeline still covers the whole sweep
+
+
+def test_names_that_look_like_html_cannot_break_the_pages_script(tmp_path):
+    """'<!--' then '<script>' inside a script element changes how the parser reads the
+    rest of the page (the page's own script was swallowed): no '<' may stand in the data."""
+    a = mg.nn.Parameter(np.eye(2), name="<!--")
+    b = mg.nn.Parameter(np.eye(2), name="<script></script>")
+    h = mg.Tensor(np.ones((1, 2)))
+    for t in range(2):
+        with mg.scope(f"t{t}"):
+            h = mg.tanh(h @ a @ b)
+    path = mg.viz.explore(h.sum(), tmp_path / "page.html")
+    text = open(path, encoding="utf-8").read()
+    block = text.split('id="explorer-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in block
+    assert text.count("<script") == 2  # the data and the page's own script, nothing else
+    names = json.dumps(page_json(path))
+    assert "<!--" in names and "<script></script>" in names
 
 
 @pytest.mark.parametrize("make, message", [

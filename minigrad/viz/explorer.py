@@ -336,8 +336,10 @@ def _svg(drawing, view):
 def _page(data, views):
     """The HTML text: the template with the styles, drawings, data and script filled in."""
     template = (HERE / "explorer.html").read_text(encoding="utf-8")
-    # "</" could end the script element early; JSON allows the escaped form "<\/".
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # Inside <script>, "</script" ends the element and "<!--" followed by "<script"
+    # changes how the HTML parser reads the rest: with every "<" written as the JSON
+    # escape \u003c, no tensor name can do either.
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
     drawings = "\n".join(f'<div class="drawing" data-view="{html.escape(name)}" hidden>\n'
                          f'{svg}\n</div>' for name, svg in views.items())
     title = data["title"] or "The backward sweep, step by step"
