@@ -19,19 +19,21 @@ from models.arithmetic import (CELLS, MAX_BITS, ArithmeticModel, accuracy, check
                                encode, load_model, make_split, noisy_state, predict,
                                read_config, sample_pairs, streams, worked_examples)
 
-TASK, BITS, TEST_PAIRS = "addition", 8, 2000
+TEST_PAIRS = 2000
+DEFAULT_BITS = {"addition": 8, "subtraction": 4}  # binary_subtraction.py runs this lesson too
 TRAINING = ("cell", "hidden", "steps", "batch_size", "lr", "loss_target", "state_noise")
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, task="addition"):
+    args = parse_args(argv, task)
+    task = args.task
     mg.keep_freed_memory()  # a training loop frees and reallocates its graph every step
     # 1. The data: 2,000 pairs held out for evaluation (if there are enough), the rest to train.
     rng = streams(args.seed)  # one generator each for the split, weights, batches, long test
-    split = make_split(TASK, args.bits, TEST_PAIRS, rng["split"])
+    split = make_split(task, args.bits, TEST_PAIRS, rng["split"])
     if args.load and args.split != split.fingerprint:
         split.held_out = False  # the checkpoint does not confirm which pairs it held out
-    print(f"binary {TASK} of {args.bits}-bit numbers, least-significant bit first (seed "
+    print(f"binary {task} of {args.bits}-bit numbers, least-significant bit first (seed "
           f"{args.seed})\nevaluation pairs: {split.description}")
     # 2. The model, and 3. its training (see ``train`` below), unless --load gives one.
     if args.load:
@@ -49,14 +51,14 @@ def main(argv=None):
 
     # 4. Evaluation: exact match on pairs never trained on, and on longer numbers.
     which = "the held-out pairs" if split.held_out else f"{len(split.test_a):,} pairs"
-    test_accuracy, examples = evaluate(model, split.test_a, split.test_b, args.bits, which)
-    record = dict(task=TASK, bits=args.bits, seed=args.seed, cell=model.cell,
+    test_accuracy, examples = evaluate(model, split.test_a, split.test_b, args.bits, which, task)
+    record = dict(task=task, bits=args.bits, seed=args.seed, cell=model.cell,
                   train_steps=len(history), seconds=round(seconds, 4), held_out=split.held_out,
                   test_accuracy=test_accuracy, test_pairs=len(split.test_a))
     if args.test_bits:  # does the learned rule work on longer numbers than it has seen?
-        a, b = sample_pairs(TASK, args.test_bits, TEST_PAIRS, rng["long"])
+        a, b = sample_pairs(task, args.test_bits, TEST_PAIRS, rng["long"])
         what = f"random {args.test_bits}-bit pairs (trained on {args.bits} bits)"
-        record["long_test_accuracy"], more = evaluate(model, a, b, args.test_bits, what)
+        record["long_test_accuracy"], more = evaluate(model, a, b, args.test_bits, what, task)
         record["test_bits"], examples = args.test_bits, examples + more[:1]
     print("\nworked examples (most-significant bit first):\n" + "\n\n".join(examples) + "\n")
 
@@ -66,9 +68,9 @@ def main(argv=None):
     else:
         os.makedirs(args.out, exist_ok=True)
         settings = {k: v for k, v in args.config.items() if k not in record}
-        mg.save(checkpoint(model, TASK, args.bits, args.seed, split=split.fingerprint,
+        mg.save(checkpoint(model, task, args.bits, args.seed, split=split.fingerprint,
                            **settings), args.weights)
-        plot = history.plot(os.path.join(args.out, "training.png"), f"binary {TASK}, "
+        plot = history.plot(os.path.join(args.out, "training.png"), f"binary {task}, "
                             f"{args.bits} bits, {args.cell} hidden {args.hidden}, seed {args.seed}",
                             loss_target=args.loss_target, loss_label="binary cross-entropy",
                             accuracy_axis="exact match (all bits right)",
@@ -85,10 +87,11 @@ def main(argv=None):
 def train(model, split, args, rng):
     """The training loop: Adam on fresh batches until every held-out pair is right."""
     optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
-    history, bar = lesson.History(), lesson.progress(args.steps, f"training {TASK}", args.quiet)
+    task = args.task
+    history, bar = lesson.History(), lesson.progress(args.steps, f"training {task}", args.quiet)
     for step in range(1, args.steps + 1):
         a, b = split.train_batch(args.batch_size, rng)  # never a held-out pair
-        x, y = encode(TASK, a, b, args.bits)             # (N, bits, 2) and (N, bits, 1)
+        x, y = encode(task, a, b, args.bits)             # (N, bits, 2) and (N, bits, 1)
         state = noisy_state(model, len(a), args.state_noise, rng)  # why: see noisy_state
         logits = model(x, state)                         # the network unrolled over the bits
         loss = mg.nn.binary_cross_entropy_with_logits(logits, y)
@@ -105,7 +108,7 @@ def train(model, split, args, rng):
         evals = history.evals
         if batch_right == 1 and history.smoothed[-1] < args.loss_target \
                 and (not evals or step - evals[-1][0] >= 5):
-            evals.append((step, accuracy(model, TASK, split.test_a, split.test_b, args.bits)))
+            evals.append((step, accuracy(model, task, split.test_a, split.test_b, args.bits)))
         bar.set_postfix(loss=f"{history.smoothed[-1]:.4f}", batch=f"{batch_right:.2f}",
                         held_out=f"{evals[-1][1]:.3f}" if evals else "-", refresh=False)
         bar.update()
@@ -115,21 +118,23 @@ def train(model, split, args, rng):
     return history
 
 
-def evaluate(model, a, b, bits, what):
+def evaluate(model, a, b, bits, what, task="addition"):
     """Print the exact match (every bit right) on the pairs; return it and worked examples."""
-    predicted = predict(model, TASK, a, b, bits)
-    right = int(np.sum(predicted == compute(TASK, a, b)))
+    predicted = predict(model, task, a, b, bits)
+    right = int(np.sum(predicted == compute(task, a, b)))
     print(f"exact match on {what}: {100 * right / len(a):.2f}% ({right:,} of {len(a):,} right)")
-    return right / len(a), worked_examples(TASK, a, b, predicted, bits)
+    return right / len(a), worked_examples(task, a, b, predicted, bits)
 
 
 # -- the command line ------------------------------------------------------------------
 
-def parse_args(argv=None):
-    parser = lesson.Parser(f"binary_{TASK}.py", f"Train a recurrent network on binary {TASK}, "
+def parse_args(argv=None, task="addition"):
+    default_bits = DEFAULT_BITS[task]
+    parser = lesson.Parser(f"binary_{task}.py", f"Train a recurrent network on binary {task}, "
                            "least-significant bit first, to exact match on held-out pairs.")
     add, bits = parser.add_argument, lesson.bounded_int(1, MAX_BITS)
-    add("--bits", type=bits, default=BITS, help=f"length of the numbers (default {BITS})")
+    add("--bits", type=bits, default=default_bits,
+        help=f"length of the numbers (default {default_bits})")
     add("--cell", choices=CELLS, default="lstm", help="the recurrent network (default lstm)")
     add("--hidden", type=lesson.positive_int, default=16, help="hidden size (default 16)")
     add("--steps", type=lesson.positive_int, default=3000,
@@ -145,16 +150,17 @@ def parse_args(argv=None):
     add("--test-bits", type=bits, help=f"also test on {TEST_PAIRS:,} random pairs this long")
     add("--load", metavar="PATH", help="evaluate the model saved at PATH, on the pairs it "
         "held out; no training (the flags it fixes are errors)")
-    lesson.add_output_flags(parser, out=os.path.join("runs", TASK))
+    lesson.add_output_flags(parser, out=os.path.join("runs", task))
     args = parser.parse_args(argv)
+    args.task = task
     args.weights = os.path.join(args.out, "model.npz")
-    args.config = dict(task=TASK, bits=args.bits, seed=args.seed, cell=args.cell,
+    args.config = dict(task=task, bits=args.bits, seed=args.seed, cell=args.cell,
                        hidden_size=args.hidden, **{k: getattr(args, k) for k in TRAINING[2:]})
     if args.load:  # the checkpoint fixes the model and its data: these flags could only lie
         parser.reject(args, TRAINING + ("bits", "seed", "out"),
                       "with --load: the saved model fixes them (--test-bits tests other lengths)")
         try:
-            args.model, saved = load_model(args.load, TASK)
+            args.model, saved = load_model(args.load, task)
         except ValueError as err:
             parser.error(str(err))
         args.bits, args.seed, args.split = saved["bits"], saved["seed"], saved.get("split")
