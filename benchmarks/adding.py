@@ -14,43 +14,17 @@ e.g. ``python benchmarks/adding.py --models lstm --lengths 200`` for the longer 
 ``... -- --steps 1000`` to cap every run.
 """
 import argparse
-import json
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from pathlib import Path
 
-from common import ROOT, machine, machine_line, table, write_json
+from common import machine, machine_line, run_example, summary_row, table, write_json
 
 PAPER_SEQUENCES = 74_000
 
 
-def run_example(model, length, seed, extra, workdir):
-    """Run one training; returns the example's JSON record, plus its wall time."""
-    name = f"{model}-T{length}-seed{seed}"
-    out = Path(workdir) / f"{name}.json"
-    command = [sys.executable, str(ROOT / "examples" / "adding_problem.py"), "--model", model,
-               "--length", str(length), "--seed", str(seed), "--json", str(out), "--quiet",
-               "--out", str(Path(workdir) / name)]
-    start = time.perf_counter()
-    done = subprocess.run(command + extra, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command + extra)} failed ({done.returncode}):\n"
-                           f"{done.stderr[-2000:]}")
-    record = json.loads(out.read_text())
-    # Paths into the temporary directory mean nothing once it is gone.
-    record = {k: v for k, v in record.items()
-              if not (isinstance(v, str) and v.startswith(str(workdir)))}
-    record["wall_seconds"] = wall
-    return record
-
-
-def summary_row(label, records, key, fmt):
-    values = [r[key] for r in records]
-    return [label] + [fmt(v) for v in values] + [fmt(statistics.median(values))]
+def run_adding(model, length, seed, extra, workdir):
+    """One training of examples/adding_problem.py: its JSON record, plus its wall time."""
+    return run_example("adding_problem.py", f"{model}-T{length}-seed{seed}",
+                       ["--model", model, "--length", length, "--seed", seed, *extra], workdir)
 
 
 def main():
@@ -72,7 +46,7 @@ def main():
                 key = f"{model} T={length}"
                 results[key] = []
                 for seed in args.seeds:
-                    record = run_example(model, length, seed, args.extra, workdir)
+                    record = run_adding(model, length, seed, args.extra, workdir)
                     results[key].append(record)
                     print(f"  {key} seed {seed}: {record['train_steps']:,} steps, "
                           f"{record['sequences']:,} sequences, {record['seconds']:.1f} s, "

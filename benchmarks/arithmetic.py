@@ -12,46 +12,17 @@ the figures, this script only collects them.
 e.g. ``python benchmarks/arithmetic.py -- --bits 12`` trains on 12-bit numbers.
 """
 import argparse
-import json
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
-from pathlib import Path
 
-from common import ROOT, machine, machine_line, table, write_json
+from common import machine, machine_line, run_example, summary_row, table, write_json
 
 EXAMPLES = {"addition": "binary_addition.py", "subtraction": "binary_subtraction.py"}
 
 
-def run_example(task, cell, seed, test_bits, extra, workdir):
-    """Run one training; returns the example's JSON record, plus its wall time."""
-    name = f"{task}-{cell}-{seed}"
-    out = Path(workdir) / f"{name}.json"
-    command = [sys.executable, str(ROOT / "examples" / EXAMPLES[task]), "--seed", str(seed),
-               "--cell", cell, "--json", str(out), "--quiet", "--out", str(Path(workdir) / name)]
-    if test_bits:
-        command += ["--test-bits", str(test_bits)]
-    start = time.perf_counter()
-    done = subprocess.run(command + extra, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command + extra)} failed ({done.returncode}):\n"
-                           f"{done.stderr[-2000:]}")
-    record = json.loads(out.read_text())
-    # Paths into the temporary directory mean nothing once it is gone.
-    record = {k: v for k, v in record.items()
-              if not (isinstance(v, str) and v.startswith(str(workdir)))}
-    record["wall_seconds"] = wall
-    return record
-
-
-def summary_row(label, records, key, fmt):
-    values = [r.get(key) for r in records]
-    if any(v is None for v in values):
-        return None
-    return [label] + [fmt(v) for v in values] + [fmt(statistics.median(values))]
+def run_arithmetic(task, cell, seed, test_bits, extra, workdir):
+    """One training of an arithmetic example: its JSON record, plus its wall time."""
+    flags = ["--seed", seed, "--cell", cell] + (["--test-bits", test_bits] if test_bits else [])
+    return run_example(EXAMPLES[task], f"{task}-{cell}-{seed}", flags + list(extra), workdir)
 
 
 def main():
@@ -75,7 +46,7 @@ def main():
             for cell in args.cells:
                 results[f"{task}/{cell}"] = records = []
                 for seed in args.seeds:
-                    record = run_example(task, cell, seed, args.test_bits, args.extra, workdir)
+                    record = run_arithmetic(task, cell, seed, args.test_bits, args.extra, workdir)
                     records.append(record)
                     print(f"  {task} {cell} seed {seed}: {record['train_steps']} steps, "
                           f"{record['seconds']:.1f} s, accuracy {record['test_accuracy']:.3f}",

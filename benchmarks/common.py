@@ -176,3 +176,31 @@ def write_json(path, payload):
         json.dump(payload, f, indent=2)
         f.write("\n")
     print(f"wrote {path}")
+
+
+def run_example(script, name, flags, workdir):
+    """Run ``examples/<script>`` with ``flags`` plus --json/--quiet/--out in ``workdir``;
+    returns its JSON record (paths into ``workdir`` dropped) with ``wall_seconds``."""
+    out = Path(workdir) / f"{name}.json"
+    command = [sys.executable, str(ROOT / "examples" / script), *map(str, flags),
+               "--json", str(out), "--quiet", "--out", str(Path(workdir) / name)]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n"
+                           f"{done.stderr[-2000:]}")
+    record = json.loads(out.read_text())
+    # Paths into the temporary directory mean nothing once it is gone.
+    record = {k: v for k, v in record.items()
+              if not (isinstance(v, str) and v.startswith(str(workdir)))}
+    record["wall_seconds"] = wall
+    return record
+
+
+def summary_row(label, records, key, fmt):
+    """``[label, one value per record..., their median]``, or None if a record lacks it."""
+    values = [r.get(key) for r in records]
+    if any(v is None for v in values):
+        return None
+    return [label] + [fmt(v) for v in values] + [fmt(statistics.median(values))]
