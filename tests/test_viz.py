@@ -836,3 +836,21 @@ def test_render_writes_through_a_symlink(tmp_path):
     assert ET.parse(target).getroot().tag == SVG + "svg"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.svg", "real.svg"]
 
+
+
+def test_minigrad_imports_without_the_graphviz_package():
+    """Only drawing needs the graphviz package; without it, drawing says how to install it."""
+    code = ("import sys; sys.modules['graphviz'] = None\n"
+            "import numpy as np, minigrad as mg\n"
+            "x = mg.Tensor(np.ones(2), requires_grad=True)\n"
+            "(x * x).sum().backward()\n"
+            "print(x.grad.tolist())\n"
+            "try:\n"
+            "    mg.viz.graph((x * 2).sum())\n"
+            "except ImportError as err:\n"
+            "    print(err)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0] == "[2.0, 2.0]"
+    assert "pip install graphviz" in run.stdout

@@ -23,16 +23,14 @@ import math
 import os
 import pathlib
 import re
-import shutil
 
-import graphviz
 import numpy as np
 
 from ..context import record_backward
 from ..nn import Parameter
 from ..tensor import topological_order
 from ..timesteps import TimeSteps, step_of
-from .files import MISSING_DOT, _write_atomically
+from .files import _write_atomically, run_dot
 from .ops_view import _tensor_role
 from .style import GRAD_SCALE, ROLES, _log_range
 
@@ -319,12 +317,7 @@ def _svg(drawing, view):
     """The SVG of ``drawing`` laid out by ``dot``, ready to inline: no XML prolog, no
     legend (the page draws its own), element ids prefixed by the view's name so that
     several drawings can share one page."""
-    if shutil.which("dot") is None:
-        raise RuntimeError(MISSING_DOT.format(suffix=".html"))
-    try:
-        svg = drawing.pipe(format="svg").decode("utf-8")
-    except graphviz.ExecutableNotFound:
-        raise RuntimeError(MISSING_DOT.format(suffix=".html")) from None
+    svg = run_dot(drawing.source, "svg", ".html").decode("utf-8")
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.DOTALL)
     svg = _LEGEND.sub("", svg)
