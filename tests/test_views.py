@@ -3,6 +3,7 @@ text; and every view ("ops" too) x TB/LR x with and without gradients rendered t
 the real Graphviz ``dot`` to valid SVG, for a hand-written RNN and GRU at T = 1..8,
 models.LSTM and random graphs from the public ops (no scopes, nested scopes, odd names)."""
 import re
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -246,6 +247,14 @@ def test_drawing_a_released_graph_says_to_keep_it():
     for module in (steps_view, rolled_view):
         with pytest.raises(RuntimeError, match=r"retain_graph=True"):
             module.draw(loss)
+
+
+def test_steps_and_rolled_views_without_graphviz_say_how_to_install_it(monkeypatch):
+    """Every view makes its Digraph in one place, which explains a missing package."""
+    monkeypatch.setitem(sys.modules, "graphviz", None)
+    for view in ("ops", "steps", "rolled"):
+        with pytest.raises(ImportError, match=r"pip install graphviz"):
+            mg.viz.graph(hand_rnn(3), view=view)
 
 
 # -- the rolled view -------------------------------------------------------------------------

@@ -39,9 +39,9 @@ import re
 
 from ..nn import Parameter
 from ..timesteps import TimeSteps, same_entry
-from .style import MAX_DETAIL, ROLES, _attrs, _escape, _is_dark
+from .style import MAX_DETAIL, ROLES, _attrs, _escape, _is_dark, digraph
 from .steps_view import (EDGE_GREY, check_grads, describe, grad_colour, grad_norm, listed,
-                         log_range, new_digraph, no_steps, scale_legend, shape_text)
+                         log_range, no_steps, scale_legend, shape_text)
 
 DEFAULT_RANKDIR = "TB"
 
@@ -315,16 +315,17 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             attributes["color"] = ROLES["parameter"][1] if parameter else EDGE_GREY
         body.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))
 
-    digraph = new_digraph(
+    picture = digraph(
         "minigrad_rolled", body,
         # A small mclimit all but skips dot's crossing minimisation, so nodes tend to stay
         # in the order they are written (creation order: an LSTM's gates i, f, g, o).
         # Inside clusters dot 2.43 keeps neither that nor ordering=out reliably.
         {"rankdir": rankdir, "nodesep": "0.15", "ranksep": "0.25", "fontname": "Helvetica",
          "ordering": "out", "mclimit": "0.1"},
+        {"fontname": "Helvetica"},
         {"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica", "labelfontsize": "8"})
-    digraph.node_ids = meaning
-    return digraph
+    picture.node_ids = meaning
+    return picture
 
 
 def node_ids(root):

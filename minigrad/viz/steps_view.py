@@ -35,7 +35,7 @@ import numpy as np
 from ..nn import Parameter
 from ..timesteps import TimeSteps
 from . import ops_view
-from .style import ROLES, _attrs, _escape, _scale_colour
+from .style import ROLES, _attrs, _escape, _scale_colour, digraph
 
 DEFAULT_RANKDIR = "LR"
 
@@ -56,15 +56,6 @@ NO_STEPS_CAPTION = ("no time steps to draw in the {view} view (no scope named t<
 
 
 # -- shared with the rolled view ------------------------------------------------------------
-
-def new_digraph(name, body, graph_attr, edge_attr):
-    """A ``graphviz.Digraph`` of the DOT statements ``body``; graphviz is imported only
-    here, when a drawing is made, so that minigrad imports without it."""
-    import graphviz
-    return graphviz.Digraph(name=name, body=["\t" + line + "\n" for line in body],
-                            graph_attr=graph_attr, node_attr={"fontname": "Helvetica"},
-                            edge_attr=edge_attr)
-
 
 def grad_norm(tensor):
     """Frobenius norm of ``tensor.grad``, or None without one."""
@@ -479,12 +470,13 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     for column, nodes in drawing.columns.items():
         body.append("{rank=same; " + "; ".join(nodes) + "}")
     body += drawing.edges
-    digraph = new_digraph(
+    picture = digraph(
         "minigrad_steps", body,
         {"rankdir": rankdir, "nodesep": "0.2", "ranksep": "0.25", "fontname": "Helvetica"},
+        {"fontname": "Helvetica"},
         {"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica"})
-    digraph.node_ids = drawing.meaning
-    return digraph
+    picture.node_ids = drawing.meaning
+    return picture
 
 
 def node_ids(root, keep_steps=None):
