@@ -19,19 +19,17 @@ declares against the size the archive records before it allocates anything, so a
 header claiming a terabyte raises ``ValueError`` rather than ``MemoryError``.
 """
 import ast
-import contextlib
-import errno
 import lzma
 import math
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
 
 import numpy as np
 
+from .atomic import replacing
 from .tensor import Tensor
 
 _NUMERIC_KINDS = "biufc"  # bool, signed, unsigned, float, complex
@@ -73,39 +71,13 @@ def save(state_dict, path):
     writing, the temporary file is removed and an existing file at ``path`` is left
     untouched.
     """
-    path = os.fspath(path)
     arrays = _checked_arrays(state_dict)
-    target = _write_target(path)
-    directory = os.path.dirname(target)
-    # Checked here, or the error would name the temporary file rather than ``path``.
-    if os.path.isdir(target):
-        raise IsADirectoryError(errno.EISDIR, "save: the path is a directory; give a file "
-                                "name inside it", path)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(errno.ENOENT, f"save: the directory {directory!r} does not "
-                                "exist (create it first, e.g. with os.makedirs)", path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)
-    except OSError as err:  # a read-only directory: name the path, not the temporary file
-        raise type(err)(err.errno, f"save: cannot create a file in {directory!r} "
-                        f"({err.strerror})", path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp makes the file private (0600); give it the mode open() would have.
-            os.chmod(tmp, 0o666 & ~_umask())
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-                for key, array in arrays.items():
-                    # force_zip64: the member's size is not known before it is written.
-                    with archive.open(key + _SUFFIX, "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    _fsync_directory(directory)
+    with replacing(path, "save") as f:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for key, array in arrays.items():
+                # force_zip64: the member's size is not known before it is written.
+                with archive.open(key + _SUFFIX, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 def load(path):
@@ -174,14 +146,6 @@ def _check_key(key):
         raise ValueError(f"save: key {key!r} cannot be stored: the archive would store it as "
                          f"{stored[:-len(_SUFFIX)] if stored.endswith(_SUFFIX) else stored!r}"
                          + (" (it contains a NUL character)" if "\0" in key else ""))
-
-
-def _write_target(path):
-    """The file to replace: ``path`` itself, or the file a symbolic link points to."""
-    target = os.path.realpath(path)
-    if os.path.islink(target):  # realpath gives up on a loop of links
-        raise OSError(errno.ELOOP, "Too many levels of symbolic links", path)
-    return target
 
 
 def _read_npz(f):
@@ -270,24 +234,3 @@ def _read_npy_header(stream, key):
         raise _Damaged(f"the .npy header of {key!r} names no dtype numpy knows "
                        f"({header['descr']!r}: {err})") from None
     return header["shape"], header["fortran_order"], dtype, 8 + length_size + length
-
-
-def _umask():
-    """The process umask. ``os.umask`` can only be read by setting it; it is set back at
-    once, and meanwhile holds the common 022 rather than 0."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory):
-    """Make the rename itself durable: on POSIX a rename lives in the directory's data,
-    which a crash can lose unless the directory is synced too. (Not possible on Windows,
-    where directories cannot be opened; the rename is still atomic there.)"""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

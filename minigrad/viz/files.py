@@ -1,13 +1,12 @@
 """Writing a drawing to a file: the one place that runs Graphviz's ``dot``, and the guard
 that keeps it from being handed a graph it cannot lay out in reasonable time."""
-import errno
 import os
 import pathlib
 import re
-import secrets
 import shutil
 import subprocess
 
+from ..atomic import replacing
 from .style import longest_path_ranks
 
 
@@ -25,37 +24,10 @@ FORMATS = _Formats({".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"})
 
 
 def _write_atomically(path, data):
-    """Write ``data`` to a new file beside ``path``, then rename it over ``path``, so a
-    crash or a failed conversion never leaves a half-written file behind.
-
-    A symbolic link is written through (its target is replaced, the link kept), as
-    ``open(path, "wb")`` would. The temporary name is short (``.<12 hex digits>.tmp``)
-    whatever the length of ``path``'s, so any name the file system accepts works. It is
-    created with mode 0o666 so that the umask applies, as for any ``open``.
-    """
-    target = os.path.realpath(path)
-    if os.path.islink(target):  # realpath gives up on a loop of links
-        raise OSError(errno.ELOOP, "Too many levels of symbolic links", os.fspath(path))
-    if os.path.isdir(target):  # checked first: the rename's error would be less clear
-        raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
-    directory = os.path.dirname(target)
-    while True:
-        temporary = os.path.join(directory, f".{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:  # another writer drew the same 48 random bits
-            continue
-        except OSError as err:  # no such directory, read-only: name the path given
-            raise type(err)(err.errno, err.strerror, os.fspath(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Write ``data`` to ``path`` the way checkpoints are written (``minigrad.atomic``):
+    complete or not at all, through a symbolic link, errors naming ``path``."""
+    with replacing(path, "render") as f:
+        f.write(data)
 
 
 MISSING_DOT = ("Graphviz's 'dot' program is needed to write {suffix} files but was not "
