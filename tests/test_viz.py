@@ -369,6 +369,34 @@ def test_gradient_colours_fade_toward_the_first_step():
     assert "|grad| 1<" in source
 
 
+def _scale_labels(source):
+    """The gradient scale's title and labels in the ops view's legend, left to right."""
+    legend = next(line for line in source.splitlines() if line.lstrip().startswith("legend "))
+    scale = legend[legend.index("log10 |grad|"):]
+    return (scale[:scale.index("</b>")],
+            re.findall(r'<td align="left">([-+]\d+\.\d+)</td>', scale))
+
+
+def test_a_narrow_gradient_range_gets_distinct_legend_labels():
+    loss = chain(2, factor=1.0)  # norms from 1 to sqrt(3): log10 0 to 0.24
+    loss.backward(retain_grads=True)
+    title, labels = _scale_labels(mg.viz.graph(loss, show_grads=True).source)
+    assert len(labels) == 5 and len(set(labels)) == 5, labels  # not +0.0 +0.1 +0.1 ...
+    values = [float(text) for text in labels]
+    assert values == sorted(values)  # pale to dark, left to right
+    assert values[0] == pytest.approx(0.0, abs=0.005)
+    assert values[-1] == pytest.approx(np.log10(np.sqrt(3)), abs=0.005)
+    assert title.endswith(f"range {labels[0]} to {labels[-1]}:")
+
+
+def test_a_gradient_scale_of_one_value_is_labelled_once():
+    x = mg.Tensor(np.full(1, 2.0), requires_grad=True, name="x")
+    loss = (x * 1.0).sum()  # every gradient is norm 1: log10 0
+    loss.backward(retain_grads=True)
+    title, labels = _scale_labels(mg.viz.graph(loss, show_grads=True).source)
+    assert labels == ["+0.0"] and "range" not in title
+
+
 def test_gradient_colouring_only_with_show_grads():
     loss = chain(2)
     loss.backward(retain_grads=True)

@@ -35,7 +35,7 @@ import numpy as np
 from ..nn import Parameter
 from ..timesteps import TimeSteps
 from . import ops_view
-from .style import ROLES, _attrs, _escape, _scale_colour, digraph
+from .style import ROLES, _attrs, _escape, _scale_colour, digraph, scale_steps
 
 DEFAULT_RANKDIR = "LR"
 
@@ -129,26 +129,6 @@ def scale_legend(title, grad_range, rows=(), has_no_grad=False, per_row=2):
                   + lines(scale))
     return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
             f'<tr><td colspan="{span}"><b>legend</b></td></tr>' + cells + "</table>>")
-
-
-def scale_steps(low, high, count=5):
-    """(fraction of the scale, label) for ``count`` evenly spaced log10 values from high
-    to low, with as many decimals as it takes (up to 3) for the labels to differ: a
-    narrow range at one decimal read '+0.5' five times. Equal labels are given once."""
-    fractions = [k / (count - 1) for k in range(count - 1, -1, -1)]
-    def labels(digits):
-        return [f"{low + (high - low) * f:+.{digits}f}" for f in fractions]
-
-    for digits in (1, 2, 3):
-        texts = labels(digits)
-        if len(set(texts)) == count:
-            break
-    else:  # all but equal: one decimal, each label once
-        texts = labels(1)
-    shown = {}
-    for fraction, text in zip(fractions, texts):
-        shown.setdefault(text, fraction)
-    return [(fraction, text) for text, fraction in shown.items()]
 
 
 def no_steps(view, root, options):

@@ -144,6 +144,27 @@ def _scale_colour(fraction):
     return "#" + "".join(f"{round(x + (y - x) * weight):02x}" for x, y in zip(a, b))
 
 
+def scale_steps(low, high, count=5):
+    """(fraction of the scale, label) for ``count`` evenly spaced log10 values from high
+    to low, with as many decimals as it takes (up to 3) for the labels to differ: a
+    narrow range at one decimal read '+0.5' five times. Equal labels are given once.
+    Every view's legend labels its scale with this, so the views agree."""
+    fractions = [k / (count - 1) for k in range(count - 1, -1, -1)]
+    def labels(digits):
+        return [f"{low + (high - low) * f:+.{digits}f}" for f in fractions]
+
+    for digits in (1, 2, 3):
+        texts = labels(digits)
+        if len(set(texts)) == count:
+            break
+    else:  # all but equal: one decimal, each label once
+        texts = labels(1)
+    shown = {}
+    for fraction, text in zip(fractions, texts):
+        shown.setdefault(text, fraction)
+    return [(fraction, text) for text, fraction in shown.items()]
+
+
 def _is_dark(hex_colour):
     """True when white text reads better than black on this fill (relative luminance)."""
     r, g, b = (c / 255 for c in _rgb(hex_colour))
@@ -187,12 +208,12 @@ def _legend(roles, grad_range, has_no_grad, has_elided):
         items.append(('bgcolor="#ffffff" style="dashed"', "time steps not drawn"))
     lines = [line("legend", items)]
     if grad_range is not None:
-        low, high = grad_range
-        items = [(f'bgcolor="{_scale_colour(k / 4)}"', f"{low + (high - low) * k / 4:+.1f}")
-                 for k in range(5)]
+        steps = scale_steps(*grad_range)[::-1]  # pale to dark, left to right
+        items = [(f'bgcolor="{_scale_colour(fraction)}"', text) for fraction, text in steps]
         if has_no_grad:
             items.append((f'bgcolor="{NO_GRAD_FILL}"', "no or zero gradient"))
-        lines.append(line(f"log10 |grad| (fill), range {low:+.1f} to {high:+.1f}:", items))
+        span = f", range {steps[0][1]} to {steps[-1][1]}" if len(steps) > 1 else ""
+        lines.append(line(f"log10 |grad| (fill){span}:", items))
     return ('<<table border="0" cellborder="0" cellspacing="0" cellpadding="0">'
             + "".join(lines) + "</table>>")
 
