@@ -26,17 +26,26 @@ from minigrad.nn import Module, as_input, float_dtype, positive_int
 __all__ = ["RecurrentCell", "ConcatLayoutCell", "Recurrent"]
 
 
-def _state_parts(owner, names, state):
-    """The state as a tuple with one entry per name: a single tensor for a one-tensor
-    state, a pair for the LSTM's (h, c)."""
+def _state_parts(owner, names, state, *, suffix, expected, layout, dtype):
+    """The state as a tuple of Tensors of ``dtype``, one per name (a single tensor for a
+    one-tensor state, a pair for the LSTM's (h, c)), each checked to have shape
+    ``expected``; errors call them ``<name><suffix>`` ("h_prev", "c0") and say the
+    ``layout`` of that shape."""
     if len(names) == 1:
-        return (state,)
-    if not isinstance(state, (tuple, list)) or len(state) != len(names):
+        state = (state,)
+    elif not isinstance(state, (tuple, list)) or len(state) != len(names):
         got = f"a {type(state).__name__} of length {len(state)}" \
             if isinstance(state, (tuple, list)) else f"a {type(state).__name__}"
         raise ValueError(f"{owner}: state must be a pair ({', '.join(names)}) or None, "
                          f"got {got}")
-    return tuple(state)
+    parts = []
+    for name, value in zip(names, state):
+        value = as_input(owner, f"{name}{suffix}", value, dtype)
+        if value.shape != expected:
+            raise ValueError(f"{owner}: expected {name}{suffix} of shape {expected} "
+                             f"({layout}), got {value.shape}")
+        parts.append(value)
+    return tuple(parts)
 
 
 class RecurrentCell(Module):
@@ -68,14 +77,8 @@ class RecurrentCell(Module):
         if state is None:
             parts = [mg.Tensor(np.zeros(expected, self.dtype)) for _ in self.state_names]
         else:
-            parts = []
-            for name, value in zip(self.state_names,
-                                   _state_parts(owner, self.state_names, state)):
-                value = as_input(owner, f"{name}_prev", value, self.dtype)
-                if value.shape != expected:
-                    raise ValueError(f"{owner}: expected {name}_prev of shape {expected} "
-                                     f"(N, hidden_size), got {value.shape}")
-                parts.append(value)
+            parts = _state_parts(owner, self.state_names, state, suffix="_prev",
+                                 expected=expected, layout="N, hidden_size", dtype=self.dtype)
         new = self.step(x_t, *parts)
         return new[0] if len(self.state_names) == 1 else new
 
@@ -191,15 +194,8 @@ class Recurrent(Module):
         if state is None:
             return x, None
         expected = (self.num_layers, x.shape[0], self.hidden_size)
-        parts = []
-        for name, value in zip(self.state_names,
-                               _state_parts(owner, self.state_names, state)):
-            value = as_input(owner, f"{name}0", value, self.dtype)
-            if value.shape != expected:
-                raise ValueError(f"{owner}: expected {name}0 of shape {expected} "
-                                 f"(num_layers, N, hidden_size), got {value.shape}")
-            parts.append(value)
-        return x, tuple(parts)
+        return x, _state_parts(owner, self.state_names, state, suffix="0", expected=expected,
+                               layout="num_layers, N, hidden_size", dtype=self.dtype)
 
     # -- PyTorch interchange -----------------------------------------------------------
     def _torch_shapes(self):
