@@ -32,7 +32,7 @@ from ..tensor import topological_order
 from ..timesteps import TimeSteps, step_of
 from .files import _write_atomically, run_dot
 from .ops_view import _tensor_role
-from .style import GRAD_SCALE, ROLES, _log_range
+from .style import GRAD_SCALE, ROLES, log_range
 
 MAX_CELLS = 24  # heatmaps: at most this many rows and columns of block means
 HERE = pathlib.Path(__file__).parent
@@ -150,7 +150,7 @@ def page_data(root, order, sweep):
     norms = [s["norm"] for s in steps]
     norms += [a[3]["norm"] for rows in arrivals.values() for a in rows]
     finite = [n for n in norms if isinstance(n, float)]
-    grad_range = _log_range(dict(enumerate(finite))) or (0.0, 0.0)
+    grad_range = log_range(finite) or (0.0, 0.0)
     return {
         "title": None, "tensors": tensors, "sweep": steps,
         "parameters": [i for i, t in enumerate(order) if isinstance(t, Parameter)]

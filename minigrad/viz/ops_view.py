@@ -24,7 +24,7 @@ from ..tensor import topological_order
 from ..timesteps import step_of
 from .style import (CLUSTER_STYLE, ELIDED_STYLE, MAX_DETAIL, NO_GRAD_FILL, OP_STYLE,
                     PORT_FONT, ROLES, TENSOR_STYLE, _attrs, _escape, _grad_norms, _html,
-                    _is_dark, _legend, _log_range, _scale_colour, digraph, html_table,
+                    _is_dark, _legend, log_range, _scale_colour, digraph, html_table,
                     longest_path_ranks, with_out_ports)
 
 DEFAULT_RANKDIR = "TB"  # time steps top to bottom, the ops of a step flowing down
@@ -483,7 +483,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             raise ValueError("show_grads=True needs the gradients of the graph's tensors: "
                              "call root.backward(retain_grads=True) first (plain backward() "
                              "keeps only the leaves' gradients)")
-        grad_range = _log_range(norms) or (0.0, 0.0)
+        grad_range = log_range(norms.values()) or (0.0, 0.0)
 
     drawing = _Drawing(
         root, show_shapes=show_shapes, norms=norms, grad_range=grad_range,

@@ -39,9 +39,9 @@ import re
 
 from ..nn import Parameter
 from ..timesteps import TimeSteps, same_entry
-from .style import MAX_DETAIL, ROLES, _attrs, _escape, _is_dark, digraph
+from .style import MAX_DETAIL, ROLES, _attrs, _escape, _is_dark, digraph, log_range
 from .steps_view import (EDGE_GREY, check_grads, describe, grad_colour, grad_norm, listed,
-                         log_range, no_steps, scale_legend, shape_text)
+                         no_steps, scale_legend, shape_text)
 
 DEFAULT_RANKDIR = "TB"
 

@@ -35,7 +35,7 @@ import numpy as np
 from ..nn import Parameter
 from ..timesteps import TimeSteps
 from . import ops_view
-from .style import ROLES, _attrs, _escape, _scale_colour, digraph, scale_steps
+from .style import ROLES, _attrs, _escape, _scale_colour, digraph, log_range, scale_steps
 
 DEFAULT_RANKDIR = "LR"
 
@@ -70,12 +70,6 @@ def check_grads(structure):
         raise ValueError("show_grads=True needs the gradients of the graph's tensors: call "
                          "root.backward(retain_grads=True) first (plain backward() keeps "
                          "only the leaves' gradients)")
-
-
-def log_range(values):
-    """(low, high) of log10 over the finite, positive values, or None."""
-    logs = [math.log10(v) for v in values if v is not None and v > 0 and math.isfinite(v)]
-    return (min(logs), max(logs)) if logs else None
 
 
 def grad_colour(norm, grad_range):

@@ -180,9 +180,10 @@ def _grad_norms(order):
     return norms
 
 
-def _log_range(norms):
-    """(low, high) of log10 over the finite, non-zero norms, or None if there are none."""
-    logs = [math.log10(n) for n in norms.values() if n > 0 and math.isfinite(n)]
+def log_range(values):
+    """(low, high) of log10 over the finite, positive values (None is skipped), or None
+    if there are none: the span of every view's gradient colour scale."""
+    logs = [math.log10(v) for v in values if v is not None and v > 0 and math.isfinite(v)]
     return (min(logs), max(logs)) if logs else None
 
 
