@@ -275,15 +275,9 @@
     p.card.querySelector(".so-far").textContent =
       "\u2016grad\u2016 " + (last === null ? "0" : fmt(last.norm)) + " of " + fmt(final);
     p.card.classList.toggle("arriving", arriving);
-    const cv = p.canvas;
-    const ratio = window.devicePixelRatio || 1;
-    const w = cv.clientWidth || 340;
+    const w = p.canvas.clientWidth || 340;
     const h = 54;
-    cv.width = Math.round(w * ratio);
-    cv.height = Math.round(h * ratio);
-    const ctx = cv.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, w, h);
+    const ctx = sharpCanvas(p.canvas, w, h);
     const n = Math.max(p.labels.length, 1);
     const slot = w / n;
     const base = h - 12;
@@ -322,14 +316,9 @@
       $("chart-box").hidden = true;
       return;
     }
-    const ratio = window.devicePixelRatio || 1;
     const w = chart.clientWidth || 800;
     const h = 120;
-    chart.width = Math.round(w * ratio);
-    chart.height = Math.round(h * ratio);
-    const ctx = chart.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, w, h);
+    const ctx = sharpCanvas(chart, w, h);
     let tmax = 0;
     let lo = Infinity;
     let hi = -Infinity;
@@ -413,6 +402,18 @@
   // -- the selected node ------------------------------------------------------------------
   // A summary's heatmap on ``canvas``: blue negative, white 0, red positive, full colour
   // at ``common`` (default: the summary's own largest magnitude), cells fitting w x h.
+  // A cleared 2-d context drawing in CSS pixels (w x h) on a canvas with one backing
+  // pixel per device pixel, so lines and text stay sharp on high-density screens.
+  function sharpCanvas(canvas, w, h) {
+    const ratio = window.devicePixelRatio || 1;
+    canvas.width = Math.round(w * ratio);
+    canvas.height = Math.round(h * ratio);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    return ctx;
+  }
+
   function heatmap(canvas, summary, common, w = 160, h = 90) {
     const ctx = canvas.getContext("2d");
     if (!summary || !summary.heat) {
