@@ -39,7 +39,7 @@ def lstm_problem(shape, dtype, seed=0):
     """The benchmarked task at ``shape`` = (N, T, D, H): ``models.LSTM(D, H)`` and a
     ``Linear(H, 1)`` head (one logit per step, like the arithmetic examples) with seeded
     initial weights, a random input (N, T, D) and 0/1 targets (N, T, 1)."""
-    from models import LSTM
+    from minigrad.models import LSTM
 
     n, t, d, h = shape
     rng = np.random.default_rng(seed)

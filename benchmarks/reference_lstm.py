@@ -241,7 +241,7 @@ def self_check(seed=7):
     """
     import minigrad as mg
     from minigrad.gradcheck import numeric_gradient
-    from models import LSTM
+    from minigrad.models import LSTM
 
     params, x, target = make_problem(3, 5, 2, 4, 2, seed=seed)
     params["weight"] *= 4.0

@@ -25,7 +25,7 @@ from common import machine, machine_line, median, table, write_json
 
 import minigrad as mg
 from minigrad.viz.files import LAYOUT_LIMIT, layout_size
-from models import LSTM
+from minigrad.models import LSTM
 
 DEFAULT_CASES = ("ops:4", "ops:8", "ops:16", "ops:32", "ops:64", "ops:128", "steps:64", "rolled:64",
                  "steps:256")

@@ -22,8 +22,8 @@ import numpy as np
 
 import lesson
 import minigrad as mg
-import models
-from models.adding import BASELINE_MSE, TOLERANCE, accuracy, baseline_mse, sample
+from minigrad import models
+from minigrad.models.data.adding import BASELINE_MSE, TOLERANCE, accuracy, baseline_mse, sample
 
 TEST_SEQUENCES = 2560       # as in the 1997 paper's test
 VALIDATION_SEQUENCES = 1024  # what the stopping rule looks at (never the test set)

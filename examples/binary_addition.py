@@ -15,7 +15,7 @@ import numpy as np
 
 import lesson
 import minigrad as mg
-from models.arithmetic import (CELLS, MAX_BITS, ArithmeticModel, accuracy, checkpoint, compute,
+from minigrad.models.arithmetic import (CELLS, MAX_BITS, ArithmeticModel, accuracy, checkpoint, compute,
                                encode, load_model, make_split, noisy_state, predict,
                                read_config, sample_pairs, streams, worked_examples)
 

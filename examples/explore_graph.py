@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 import minigrad as mg
-from models.arithmetic import ArithmeticModel, encode, load_model, sample_pairs
+from minigrad.models.arithmetic import ArithmeticModel, encode, load_model, sample_pairs
 
 DEFAULT_MODEL = os.path.join("runs", "addition", "model.npz")
 # 1010111 + 0101001 = 10000000: the last sum bit is 1 only through a carry that starts

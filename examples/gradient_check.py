@@ -32,7 +32,7 @@ import numpy as np
 import lesson
 import minigrad as mg
 from minigrad.gradcheck import numeric_gradient
-from models import LSTM
+from minigrad.models import LSTM
 
 EPS = 1e-5         # central-difference step: balances rounding (~1e-16/EPS) and
                    # truncation (~EPS**2) errors in float64

@@ -30,7 +30,7 @@ import numpy as np
 import lesson
 import minigrad as mg
 from adding_problem import Adder, predict  # the same network as the adding problem
-from models.adding import BASELINE_MSE, accuracy, sample
+from minigrad.models.data.adding import BASELINE_MSE, accuracy, sample
 
 MODELS = {  # label: (kind, forget_bias)
     "RNN (tanh)": ("rnn", 0.0),

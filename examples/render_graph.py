@@ -38,7 +38,7 @@ import sys
 import numpy as np
 
 import minigrad as mg
-from models.arithmetic import CELLS, ArithmeticModel, MAX_BITS, encode, load_model, sample_pairs
+from minigrad.models.arithmetic import CELLS, ArithmeticModel, MAX_BITS, encode, load_model, sample_pairs
 
 FORMATS = (".svg", ".png", ".pdf", ".dot")
 LEGIBLE_STEPS = 12  # the ops view of more steps than this draws only KEEP_STEPS at each end

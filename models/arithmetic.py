@@ -11,7 +11,7 @@ import json
 import numpy as np
 
 import minigrad as mg
-import models
+from minigrad import models
 
 TASKS = {"addition": "+", "subtraction": "-"}
 CELLS = ("lstm", "gru", "rnn")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-import models
-from models.adding import BASELINE_MSE, TOLERANCE, accuracy, baseline_mse, sample
+from minigrad import models
+from minigrad.models.data.adding import BASELINE_MSE, TOLERANCE, accuracy, baseline_mse, sample
 
 
 @pytest.mark.parametrize("length", [2, 3, 10, 101])

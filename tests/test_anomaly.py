@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from models import LSTM
+from minigrad.models import LSTM
 
 
 def leaf(values, name=None):

@@ -9,7 +9,7 @@ import pytest
 
 import minigrad as mg
 from minigrad.tensor import topological_order
-from models.arithmetic import (CELLS, ArithmeticModel, accuracy, all_pairs, checkpoint,
+from minigrad.models.arithmetic import (CELLS, ArithmeticModel, accuracy, all_pairs, checkpoint,
                                compute, encode, format_example, from_bits, load_model,
                                make_split, noisy_state, operand_limit, pair_count, predict,
                                read_config, restore, sample_pairs, streams, to_bits,

@@ -22,7 +22,7 @@ from PIL import Image
 import minigrad as mg
 from minigrad.timesteps import step_of
 from minigrad.viz import explorer, steps_view
-from models import LSTM
+from minigrad.models import LSTM
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WIDTH, HEIGHT = 1280, 800

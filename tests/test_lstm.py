@@ -12,7 +12,7 @@ import pytest
 import minigrad as mg
 from minigrad.gradcheck import numeric_gradient
 from minigrad.tensor import topological_order
-from models import LSTM, LSTMCell
+from minigrad.models import LSTM, LSTMCell
 
 ATOL = 1e-10
 

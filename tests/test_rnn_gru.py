@@ -12,9 +12,9 @@ import pytest
 
 import minigrad as mg
 from minigrad.gradcheck import numeric_gradient
-import models
+from minigrad import models
 from minigrad.tensor import topological_order
-from models import GRU, LSTM, RNN, GRUCell, RNNCell
+from minigrad.models import GRU, LSTM, RNN, GRUCell, RNNCell
 
 ATOL = 1e-10
 

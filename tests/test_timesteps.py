@@ -6,7 +6,7 @@ import pytest
 import minigrad as mg
 from minigrad.tensor import topological_order
 from minigrad.timesteps import step_of, time_steps
-from models import GRU, LSTM, RNN
+from minigrad.models import GRU, LSTM, RNN
 
 
 @pytest.mark.parametrize("scope, expected", [

@@ -12,7 +12,7 @@ import pytest
 import minigrad as mg
 from minigrad.tensor import topological_order
 from minigrad.viz import rolled_view, steps_view
-from models import LSTM
+from minigrad.models import LSTM
 
 SVG = "{http://www.w3.org/2000/svg}"
 
