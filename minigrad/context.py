@@ -28,24 +28,26 @@ class _Settings:
         self.recorder = None  # the list record_backward() is filling, if any
 
 
-class _Local(threading.local):
+class ThreadState(threading.local):
     # Every op reads several switches: one thread-local lookup (the slow part), then
     # plain attribute reads on this thread's _Settings.
     def __init__(self):
         self.settings = _Settings()
 
 
-_local = _Local()
+# What ops and tensors read on their hot path (``thread_state.settings.grad_enabled``);
+# everything else reads and switches it through the functions below.
+thread_state = ThreadState()
 
 
 def is_grad_enabled():
     """True unless inside ``no_grad()``."""
-    return _local.settings.grad_enabled
+    return thread_state.settings.grad_enabled
 
 
 def current_scope():
     """The '/'-joined names of the enclosing ``scope()`` blocks ('' at top level)."""
-    return _local.settings.scope
+    return thread_state.settings.scope
 
 
 class _GradMode:
@@ -62,12 +64,12 @@ class _GradMode:
         return self if func is None else self(func)
 
     def __enter__(self):
-        settings = _local.settings
+        settings = thread_state.settings
         self._previous.append(settings.grad_enabled)
         settings.grad_enabled = self.enabled
 
     def __exit__(self, *exc_info):
-        _local.settings.grad_enabled = self._previous.pop()
+        thread_state.settings.grad_enabled = self._previous.pop()
 
     def __call__(self, func):
         if not callable(func):
@@ -132,7 +134,7 @@ def scope(name):
     """
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"scope name must be a non-empty string without '/', got {name!r}")
-    settings = _local.settings
+    settings = thread_state.settings
     previous = settings.scope
     settings.scope = f"{previous}/{name}" if previous else name
     try:
@@ -148,7 +150,7 @@ def detect_anomaly():
     The first NaN or infinity raises ``FloatingPointError`` naming the op, its scope, the
     pass and the shapes. Outside this block no check runs: ops return inf and NaN silently.
     """
-    settings = _local.settings
+    settings = thread_state.settings
     previous = settings.detect_anomaly
     settings.detect_anomaly = True
     try:
@@ -178,7 +180,7 @@ def record_backward():
     """Record each op's backward, in the order the engine runs them (for explaining it:
     the graph explorer steps through these). Costs one check per backward when unused."""
     sweep = Sweep()
-    settings = _local.settings
+    settings = thread_state.settings
     previous = settings.recorder
     settings.recorder = sweep
     try:

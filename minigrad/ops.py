@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .context import _local, ignore_numpy_errors, restore_numpy_errors
+from .context import thread_state, ignore_numpy_errors, restore_numpy_errors
 from .tensor import Tensor, as_array, check_forward
 
 
@@ -80,7 +80,7 @@ class Op:
             restore_numpy_errors(token)
         if type(out) is not np.ndarray:  # numpy gives scalars for 0-d results
             out = np.asarray(out)
-        settings = _local.settings
+        settings = thread_state.settings
         if settings.detect_anomaly:
             check_forward(self, out, inputs, settings.scope)
         if settings.grad_enabled and True in needs:

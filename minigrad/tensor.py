@@ -12,7 +12,7 @@ from heapq import heappop, heappush
 
 import numpy as np
 
-from .context import SweepStep, _local, ignore_numpy_errors, restore_numpy_errors
+from .context import SweepStep, thread_state, ignore_numpy_errors, restore_numpy_errors
 
 # Every Tensor gets the next serial number when it is created. An op's inputs always
 # exist before its output, so sorting by serial number is a topological order.
@@ -46,7 +46,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.op = None
-        self.scope = _local.settings.scope
+        self.scope = thread_state.settings.scope
         self.retains_grad = False
         self.serial = next(_serials)
 
@@ -226,7 +226,7 @@ class Tensor:
         """``p[:, :H] = 1.0`` inside ``no_grad()`` writes into the data, as in PyTorch (a
         forget-gate bias set by hand). While gradients are recorded it is refused: the
         graph has no op for it, and the tensor may already be saved by one."""
-        if _local.settings.grad_enabled:
+        if thread_state.settings.grad_enabled:
             raise TypeError("assigning into a tensor is only done inside `with mg.no_grad():` "
                             "(it changes the data in place, as in PyTorch) or on its .data; "
                             "to build a new value from parts, use mg.where or mg.concat")
@@ -243,7 +243,7 @@ class Tensor:
         refuses, as in PyTorch, and anything else gets the usual new tensor (``h += x``
         is ``h = h + x``): an in-place change could corrupt a graph that saved the value.
         """
-        if _local.settings.grad_enabled:
+        if thread_state.settings.grad_enabled:
             if self.requires_grad and self.op is None:
                 raise RuntimeError(
                     f"in-place {symbol} on a leaf tensor that requires grad"
@@ -336,7 +336,7 @@ def backpropagate(root, grad, retain_graph=False, retain_grads=False):
     freed during the sweep. Leaves (and retained non-leaves) add the gradient into
     ``.grad``; ``accumulate`` sums the contributions of a node's several users.
     """
-    settings = _local.settings
+    settings = thread_state.settings
     watched = settings.detect_anomaly or settings.recorder is not None
     pending = {id(root): grad}
     owned = set()  # nodes whose pending gradient is a buffer of this sweep's own
