@@ -1,23 +1,12 @@
 """detect_anomaly() finds the op that made the first NaN or infinity; outside it ops are
 silent about inf and NaN, like PyTorch, and numpy prints no warnings."""
-import warnings
-
 import numpy as np
 import pytest
 
 import minigrad as mg
 from minigrad.models import LSTM
 
-
-def leaf(values, name=None):
-    return mg.Tensor(np.asarray(values, dtype=np.float64), requires_grad=True, name=name)
-
-
-@pytest.fixture
-def warnings_are_errors():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
+from builders import leaf
 
 
 def test_ops_return_inf_and_nan_without_warnings_in_forward_and_backward(warnings_are_errors):

@@ -8,7 +8,6 @@ are PyTorch's (2.x), worked out by hand below from its documented rules: ties of
 tied maxima, ``abs`` has gradient 0 at 0, ``clamp`` passes the gradient at its bounds.
 """
 import re
-import warnings
 
 import numpy as np
 import pytest
@@ -16,9 +15,7 @@ import pytest
 import minigrad as mg
 from minigrad.nn import cross_entropy
 
-
-def leaf(values, dtype=np.float64):
-    return mg.Tensor(np.array(values, dtype=dtype), requires_grad=True)
+from builders import leaf
 
 
 def grads_of(fn, *values, upstream=None):
@@ -27,14 +24,6 @@ def grads_of(fn, *values, upstream=None):
     out = fn(*inputs)
     out.backward(np.ones(out.shape) if upstream is None else np.array(upstream, float))
     return out, [t.grad for t in inputs]
-
-
-@pytest.fixture
-def strict():
-    """Every numpy floating-point warning an error (underflow to 0 is a right answer)."""
-    with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
-        warnings.simplefilter("error")
-        yield
 
 
 # -- abs --------------------------------------------------------------------------------
@@ -137,7 +126,7 @@ def test_clip_passes_the_gradient_at_its_bounds(low, high, expected_out, expecte
 
 
 def test_clip_with_array_bounds_broadcasts_and_keeps_float32():
-    x = leaf([[0.5, 3.0], [-2.0, 1.0]], np.float32)
+    x = leaf([[0.5, 3.0], [-2.0, 1.0]], dtype=np.float32)
     out = x.clip(np.array([0.0, 1.5]), 2.5)  # a per-column lower bound
     assert out.dtype == np.float32
     assert out.data.tolist() == [[0.5, 2.5], [0.0, 1.5]]
@@ -171,7 +160,7 @@ def test_where_takes_a_mask_tensor_lists_and_numbers():
     mask = mg.Tensor(x.data > 0)  # a Tensor of 0.0 and 1.0
     assert mg.where(mask, x, 0.0).data.tolist() == [0.0, 2.0, 0.0]
     assert mg.where([True, False, True], 1.0, x).data.tolist() == [1.0, 2.0, 1.0]
-    y32 = leaf([1.0, 2.0], np.float32)
+    y32 = leaf([1.0, 2.0], dtype=np.float32)
     assert mg.where(np.array(True), y32, 5.0).dtype == np.float32
 
 
@@ -201,10 +190,10 @@ def test_softmax_and_log_softmax_values():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_softmax_and_log_softmax_are_stable_for_huge_logits(dtype, strict):
+def test_softmax_and_log_softmax_are_stable_for_huge_logits(dtype, float_errors_raise):
     logits = [[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]]
     upstream = np.array([[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]], dtype)
-    x = leaf(logits, dtype)
+    x = leaf(logits, dtype=dtype)
     y = mg.log_softmax(x, axis=1)
     y.backward(upstream)
     assert y.dtype == dtype and x.grad.dtype == dtype
@@ -212,7 +201,7 @@ def test_softmax_and_log_softmax_are_stable_for_huge_logits(dtype, strict):
     np.testing.assert_allclose(y.data, [[0.0, -2e4, -1e4], [-np.log(3)] * 3], rtol=1e-6)
     # grad - softmax * sum(grad): [1, 2, 3] - [1, 0, 0] * 6, and [.5, 0, -1] + 0.5 / 3
     np.testing.assert_allclose(x.grad, [[-5.0, 2.0, 3.0], [2 / 3, 1 / 6, -5 / 6]], rtol=1e-6)
-    x = leaf(logits, dtype)
+    x = leaf(logits, dtype=dtype)
     s = x.softmax(axis=-1)
     s.backward(upstream)
     np.testing.assert_allclose(s.data, [[1.0, 0.0, 0.0], [1 / 3] * 3], rtol=1e-6)
@@ -227,10 +216,8 @@ def test_softmax_of_a_0d_tensor_and_of_an_empty_axis():
     assert mg.softmax(np.zeros((2, 0))).shape == (2, 0)
 
 
-def test_softmax_of_infinite_rows_is_nan_like_pytorch():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        y = mg.softmax(np.array([[-np.inf, -np.inf], [np.inf, 0.0]]))
+def test_softmax_of_infinite_rows_is_nan_like_pytorch(warnings_are_errors):
+    y = mg.softmax(np.array([[-np.inf, -np.inf], [np.inf, 0.0]]))
     assert np.isnan(y.data).all()
 
 
@@ -274,8 +261,8 @@ def test_cross_entropy_equals_pytorchs_value_and_gradient():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_cross_entropy_is_stable_and_keeps_the_dtype(dtype, strict):
-    x = leaf([[1e4, -1e4], [-1e4, 1e4]], dtype)
+def test_cross_entropy_is_stable_and_keeps_the_dtype(dtype, float_errors_raise):
+    x = leaf([[1e4, -1e4], [-1e4, 1e4]], dtype=dtype)
     loss = cross_entropy(x, [1, 1])  # one confidently wrong, one right
     loss.backward()
     assert loss.dtype == dtype and x.grad.dtype == dtype

@@ -12,12 +12,12 @@ with either minigrad or a numpy stand-in (``NumpyOps``) as the backend, so both
 evaluate literally the same expression. A failure names its seed; ``describe(seed)``
 prints the program.
 """
-import warnings
-
 import numpy as np
 import pytest
 
 import minigrad as mg
+
+pytestmark = pytest.mark.usefixtures("warnings_are_errors")
 
 SEEDS = range(400)
 SHAPES = [(), (1,), (3,), (0,), (2, 3), (1, 3), (3, 1), (2, 0), (2, 1, 3), (1, 2, 2)]
@@ -208,13 +208,6 @@ def leaves_for(seed, dtype=np.float64):
     rng = np.random.default_rng(seed + 10_000)
     arrays = [rng.standard_normal(s).astype(dtype) for s in leaf_shapes]
     return program, arrays
-
-
-@pytest.fixture(autouse=True)
-def warnings_are_errors():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -1,23 +1,14 @@
 """What a user hits one step beyond the shipped path: hand-written models, odd inputs and
 the corners of the engine, each a regression test of a bug once found there."""
-import warnings
-
 import numpy as np
 import pytest
 
 import minigrad as mg
 
+from builders import leaf
 
-@pytest.fixture(autouse=True)
-def no_numpy_warnings():
-    """Outside detect_anomaly ops return inf and NaN silently (SPEC): any warning fails."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
-
-
-def leaf(data, name=None):
-    return mg.Tensor(np.asarray(data, dtype=np.float64), requires_grad=True, name=name)
+# Outside detect_anomaly ops return inf and NaN silently (SPEC): any warning fails.
+pytestmark = pytest.mark.usefixtures("warnings_are_errors")
 
 
 # -- empty and 0-d reductions -------------------------------------------------------------
