@@ -113,6 +113,15 @@ class Module:
 
     def __setattr__(self, name, value):
         _refuse_hidden_members(self, name, value)
+        if value is not None and not isinstance(value, Parameter) and isinstance(
+                vars(self).get(name), Parameter):
+            # As in PyTorch: the parameter would silently leave parameters(), state_dict()
+            # and the optimizer, and stop being trained or saved.
+            raise TypeError(
+                f"cannot assign a {type(value).__name__} to {type(self).__name__}.{name}, "
+                f"which holds a Parameter (Parameter or None expected): wrap the new value "
+                f"in mg.nn.Parameter(...) to replace the parameter, or write into its data "
+                f"(`with mg.no_grad(): {name}[...] = value`, or .data[...] = value)")
         object.__setattr__(self, name, value)
         if isinstance(value, Module):
             with contextlib.suppress(TypeError):  # a module made unhashable (a dataclass)
@@ -168,6 +177,33 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    # Training mode: a class default, so that subclasses need not call __init__.
+    training = True
+
+    def modules(self):
+        """This module and every sub-module below it, each once, depth first."""
+        seen, stack, result = set(), [self], []
+        while stack:
+            module = stack.pop()
+            if id(module) not in seen:
+                seen.add(id(module))
+                result.append(module)
+                stack.extend(reversed([m for _, m in module.children()]))
+        return result
+
+    def train(self, mode=True):
+        """Set ``training`` on this module and every sub-module; returns self, as in
+        PyTorch. Layers that act differently while training (``Dropout``) read it."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode): mode must be a bool, got {mode!r}")
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self):
+        """``train(False)``: the mode for evaluation and sampling."""
+        return self.train(False)
+
     def state_dict(self):
         """name -> a copy of the parameter's array (later training does not change it)."""
         return {name: p.data.copy() for name, p in self.named_parameters()}
@@ -214,6 +250,7 @@ class Module:
         for key, value in arrays.items():
             if key in params:
                 np.copyto(params[key].data, value, casting="same_kind")
+                params[key]._changed_in_place()
 
     def extra_repr(self):
         return ""
@@ -294,10 +331,10 @@ class ModuleList(Module):
         return self
 
     def __len__(self):
-        return len(vars(self))
+        return len(self.children())
 
     def __iter__(self):
-        return iter(list(vars(self).values()))
+        return iter([module for _, module in self.children()])
 
     def _position(self, index):
         i = operator.index(index)
@@ -356,6 +393,60 @@ class Linear(Module):
         return text if self.dtype == np.float64 else f"{text}, dtype={self.dtype}"
 
 
+
+class Embedding(Module):
+    """A table of ``num_embeddings`` learned vectors: ``emb(idx)`` maps an integer array
+    of any shape to ``(*idx.shape, embedding_dim)``.
+
+    It is one integer-array index into ``weight``, the same thing as a one-hot vector
+    times a matrix without the multiply; an index used twice in a batch gets the sum
+    of both gradients (``np.add.at`` in the index op's backward). Initialised N(0, 1),
+    as in PyTorch. A float array or an index outside [0, num_embeddings) raises
+    ValueError: numpy would truncate the one and wrap the other around.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, *, rng=None, dtype=np.float64):
+        self.num_embeddings = positive_int("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = positive_int("Embedding", "embedding_dim", embedding_dim)
+        self.dtype = float_dtype("Embedding", dtype)
+        rng = _default_rng if rng is None else rng
+        self.weight = Parameter(rng.standard_normal((num_embeddings, embedding_dim))
+                                .astype(self.dtype))
+
+    def forward(self, idx):
+        return self.weight[class_indices("Embedding", "input", idx, self.num_embeddings)]
+
+    def extra_repr(self):
+        text = f"{self.num_embeddings}, {self.embedding_dim}"
+        return text if self.dtype == np.float64 else f"{text}, dtype={self.dtype}"
+
+
+class Dropout(Module):
+    """In training mode, zeroes each element with probability ``p`` and scales the rest
+    by 1/(1-p) (so nothing needs rescaling at test time); in eval mode
+    (``model.eval()``), the identity.
+
+    Why: a network that cannot count on any one unit learns redundant features and
+    overfits a small data set less. ``rng`` (a seed or a numpy Generator) makes the masks
+    reproducible; each call draws a fresh mask.
+    """
+
+    def __init__(self, p=0.5, *, rng=None):
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) \
+                or not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be a probability in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.rng = np.random.default_rng(rng)
+
+    def forward(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if not self.training or self.p == 0:
+            return x
+        return ops.Dropout(self.p, self.rng)(x)
+
+    def extra_repr(self):
+        return f"p={self.p:g}"
+
 def _same_shape(loss, pred, target):
     pred = pred if isinstance(pred, Tensor) else Tensor(pred)
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=pred.dtype))
@@ -382,32 +473,58 @@ def binary_cross_entropy_with_logits(logits, target):
     return ops.mean(ops.softplus(logits) - logits * target)
 
 
-def cross_entropy(logits, target):
-    """Mean cross-entropy of ``logits`` (N, C) against integer class indices (N,).
+def class_indices(owner, what, value, size, *, ignore_index=None):
+    """``value`` as an integer numpy array of indices into ``size`` classes or rows, or a
+    ValueError naming ``owner`` and ``what``.
 
-    Equal to ``torch.nn.functional.cross_entropy`` (mean reduction, no ``ignore_index``):
-    the mean over rows of ``logsumexp(logits[n]) - logits[n, target[n]]``, built from
-    ``log_softmax`` (finite for logits of any size), an index and a mean. An index
-    outside [0, C) raises ValueError rather than wrapping around as numpy's would.
+    Floats are refused rather than truncated (a Tensor holds floats, so it is refused
+    too), and an index outside [0, size) is refused rather than wrapping around as
+    numpy's negative indices would. Positions equal to ``ignore_index`` are exempt.
+    """
+    if isinstance(value, Tensor):
+        raise ValueError(f"{owner}: {what} must be an integer numpy array, got a Tensor "
+                         f"(tensors hold floats); pass an integer array, e.g. "
+                         f"t.data.astype(int)")
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{owner}: {what} must hold integer indices, got dtype "
+                         f"{array.dtype} (convert with .astype(int) if the values are whole)")
+    outside = (array < 0) | (array >= size)
+    if ignore_index is not None:
+        outside &= array != ignore_index
+    if outside.any():
+        raise ValueError(f"{owner}: {what} holds {array[outside][0]}, outside [0, {size})")
+    return array
+
+
+def cross_entropy(logits, target, *, ignore_index=None):
+    """Mean cross-entropy of ``logits`` (..., C) against integer class indices (...).
+
+    The class axis is last, so one call serves a batch (N, C) with targets (N,) and a
+    sequence (N, T, C) with targets (N, T) alike. Positions whose target equals
+    ``ignore_index`` (the padding of a variable-length batch) add nothing, and the mean
+    is over the others, as in ``torch.nn.functional.cross_entropy``; with every position
+    ignored the result is NaN, as there. Built from ``log_softmax`` (finite for logits
+    of any size), one integer-array index and a mean. Any other index outside [0, C)
+    raises ValueError rather than wrapping around as numpy's would.
     """
     logits = logits if isinstance(logits, Tensor) else Tensor(logits)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must have shape (N, C), got {logits.shape}")
-    n, classes = logits.shape
-    if classes == 0:
-        raise ValueError(f"cross_entropy: logits of shape {logits.shape} have no classes")
-    if isinstance(target, Tensor):
-        target = target.data  # floats: refused below, with the way out
-    target = np.asarray(target)
-    if target.dtype.kind not in "iu":
-        raise ValueError(f"cross_entropy: target must hold integer class indices, got dtype "
-                         f"{target.dtype} (convert with .astype(int) if the values are whole)")
-    if target.shape != (n,):
+    if logits.ndim == 0 or logits.shape[-1] == 0:
+        raise ValueError(f"cross_entropy: logits must have shape (..., C) with C >= 1 "
+                         f"classes, got {logits.shape}")
+    if ignore_index is not None and (isinstance(ignore_index, bool)
+                                     or not isinstance(ignore_index, (int, np.integer))):
+        raise ValueError(f"cross_entropy: ignore_index must be an integer or None, got "
+                         f"{ignore_index!r}")
+    classes = logits.shape[-1]
+    target = class_indices("cross_entropy", "target", target, classes,
+                           ignore_index=ignore_index)
+    if target.shape != logits.shape[:-1]:
         raise ValueError(f"cross_entropy: target of shape {target.shape} for logits of shape "
-                         f"{logits.shape}; expected ({n},), one class index per row")
-    outside = (target < 0) | (target >= classes)
-    if outside.any():
-        raise ValueError(f"cross_entropy: target holds {target[outside][0]}, outside [0, "
-                         f"{classes}) for {classes} classes")
-    picked = ops.log_softmax(logits, axis=1)[np.arange(n), target]
+                         f"{logits.shape}; expected {logits.shape[:-1]}, one class index "
+                         f"per position (the class axis of the logits is last)")
+    if target.ndim == 0:  # one position, (C,) logits: as a batch of one
+        logits, target = logits.reshape(1, classes), target.reshape(1)
+    keep = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
+    picked = ops.log_softmax(logits, axis=-1)[np.nonzero(keep) + (target[keep],)]
     return -ops.mean(picked)

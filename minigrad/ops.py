@@ -704,6 +704,35 @@ class LogSoftmax(Softmax):
         return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
 
 
+class Dropout(Op):
+    """Zeroes each element with probability ``p`` and scales the others by 1/(1-p), so
+    the expected output equals the input (inverted dropout, as in PyTorch).
+
+    The mask is drawn in ``forward`` from ``rng``, not given as an input: running the op
+    again (a replayed step) draws a fresh mask, as every training step must. Backward
+    multiplies by the same scaled mask."""
+
+    __slots__ = ("p", "rng", "mask")
+
+    def __init__(self, p, rng):
+        self.p, self.rng = p, rng
+
+    def forward(self, a):
+        scale = np.asarray(1.0 / (1.0 - self.p), dtype=a.dtype)
+        self.mask = (self.rng.random(a.shape) >= self.p) * scale
+        return a * self.mask
+
+    def backward(self, grad):
+        return (grad * self.mask,)
+
+    def release(self):
+        super().release()
+        self.mask = None
+
+    def detail(self):
+        return f"p={self.p:g}"
+
+
 # -- the functional API: convert operands, call the op -----------------------------------
 
 def _lift(x, like):
