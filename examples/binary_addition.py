@@ -15,9 +15,10 @@ import numpy as np
 
 import lesson
 import minigrad as mg
-from minigrad.models.arithmetic import (CELLS, MAX_BITS, ArithmeticModel, accuracy, checkpoint, compute,
-                               encode, load_model, make_split, noisy_state, predict,
-                               read_config, sample_pairs, streams, worked_examples)
+from minigrad.models.arithmetic import (CELLS, ArithmeticModel, accuracy, checkpoint,
+                                        load_model, noisy_state, predict, read_config)
+from minigrad.models.data.arithmetic import (MAX_BITS, compute, encode, make_split,
+                                             sample_pairs, streams, worked_examples)
 
 TEST_PAIRS = 2000
 DEFAULT_BITS = {"addition": 8, "subtraction": 4}  # binary_subtraction.py runs this lesson too

@@ -17,7 +17,8 @@ import sys
 import numpy as np
 
 import minigrad as mg
-from minigrad.models.arithmetic import ArithmeticModel, encode, load_model, sample_pairs
+from minigrad.models.arithmetic import ArithmeticModel, load_model
+from minigrad.models.data.arithmetic import encode, sample_pairs
 
 DEFAULT_MODEL = os.path.join("runs", "addition", "model.npz")
 # 1010111 + 0101001 = 10000000: the last sum bit is 1 only through a carry that starts

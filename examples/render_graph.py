@@ -38,7 +38,8 @@ import sys
 import numpy as np
 
 import minigrad as mg
-from minigrad.models.arithmetic import CELLS, ArithmeticModel, MAX_BITS, encode, load_model, sample_pairs
+from minigrad.models.arithmetic import CELLS, ArithmeticModel, load_model
+from minigrad.models.data.arithmetic import MAX_BITS, encode, sample_pairs
 
 FORMATS = (".svg", ".png", ".pdf", ".dot")
 LEGIBLE_STEPS = 12  # the ops view of more steps than this draws only KEEP_STEPS at each end

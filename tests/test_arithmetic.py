@@ -9,11 +9,11 @@ import pytest
 
 import minigrad as mg
 from minigrad.tensor import topological_order
-from minigrad.models.arithmetic import (CELLS, ArithmeticModel, accuracy, all_pairs, checkpoint,
-                               compute, encode, format_example, from_bits, load_model,
-                               make_split, noisy_state, operand_limit, pair_count, predict,
-                               read_config, restore, sample_pairs, streams, to_bits,
-                               worked_examples)
+from minigrad.models.arithmetic import (CELLS, ArithmeticModel, accuracy, checkpoint,
+                                        load_model, noisy_state, predict, read_config, restore)
+from minigrad.models.data.arithmetic import (all_pairs, compute, encode, format_example,
+                                             from_bits, make_split, operand_limit, pair_count,
+                                             sample_pairs, streams, to_bits, worked_examples)
 
 TASKS = ("addition", "subtraction")
 
