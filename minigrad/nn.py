@@ -121,7 +121,8 @@ class Module:
                 f"cannot assign a {type(value).__name__} to {type(self).__name__}.{name}, "
                 f"which holds a Parameter (Parameter or None expected): wrap the new value "
                 f"in mg.nn.Parameter(...) to replace the parameter, or write into its data "
-                f"(`with mg.no_grad(): {name}[...] = value`, or .data[...] = value)")
+                f"(`with mg.no_grad(): module.{name}[...] = value`, or "
+                f"`module.{name}.data[...] = value`)")
         object.__setattr__(self, name, value)
         if isinstance(value, Module):
             with contextlib.suppress(TypeError):  # a module made unhashable (a dataclass)

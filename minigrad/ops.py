@@ -45,14 +45,30 @@ class Op:
     None for an input that needs no gradient and never computes one to be thrown away.
     An op whose backward is cheaper from its output keeps that array in ``self.out``.
     ``release()`` drops both once backward has run (see ``Tensor.backward``).
+
+    In-place changes: backward reads the values of some inputs, or the output, as they
+    were in forward. Each op class declares which: ``reads_input[i]`` lists the inputs
+    whose gradient needs input ``i``'s value (Multiply: ``((1,), (0,))``, a's value
+    for b's gradient), ``reads_output`` those whose gradient needs the output. A recorded
+    op notes its inputs' versions in ``self.versions``; ``check_versions``, called by
+    backward before ``backward``, refuses a value needed and changed since. Only what
+    this backward will read is checked, so ``x @ w`` with a constant ``x`` does not mind
+    ``w`` changing (as in PyTorch, which saves only what the needed gradients use).
+    An op whose output is a view of its input (``makes_view``) shares that input's
+    version counter.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "out")
+    __slots__ = ("inputs", "needs_input_grad", "out", "versions")
     label = "op"
+    reads_input = ()
+    reads_output = ()
+    reads_saved = False  # set from the two above
+    makes_view = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.label = cls.__name__.lower()
+        cls.reads_saved = bool(cls.reads_input or cls.reads_output)
 
     def __call__(self, *inputs):
         # One and two inputs spelled out: on Python 3.11 a comprehension costs more than
@@ -86,8 +102,27 @@ class Op:
         if settings.grad_enabled and True in needs:
             self.inputs = inputs
             self.needs_input_grad = needs
-            return Tensor._from_op(out, self, settings.scope)
-        return Tensor._from_op(out, None, settings.scope)
+            if self.reads_input:  # the one place versions are saved
+                self.versions = tuple([t._counter[0] for t in inputs])
+            result = Tensor._from_op(out, self, settings.scope)
+        else:
+            result = Tensor._from_op(out, None, settings.scope)
+        if self.makes_view and out.base is not None and np.may_share_memory(out, arrays[0]):
+            result._counter = inputs[0]._counter  # (reshape copies a non-contiguous input)
+        return result
+
+    def check_versions(self, out):
+        """Raise RuntimeError if backward is about to read a value changed in place
+        since forward: an input in ``reads_input``, or the output tensor ``out`` (made
+        at version 0), for a gradient this backward computes. The one place versions
+        are checked."""
+        needs = self.needs_input_grad
+        for i, readers in enumerate(self.reads_input):
+            tensor = self.inputs[i]
+            if tensor._counter[0] != self.versions[i] and True in [needs[j] for j in readers]:
+                raise _changed_in_place(self, out, f"input {i}", tensor, self.versions[i])
+        if out._counter[0] != 0 and True in [needs[j] for j in self.reads_output]:
+            raise _changed_in_place(self, out, "output", out, 0)
 
     def release(self):
         """Drop the inputs and saved arrays: the graph behind this op can then be freed."""
@@ -100,6 +135,17 @@ class Op:
     def __repr__(self):
         detail = self.detail()
         return f"<op {self.label}{' ' + detail if detail else ''}>"
+
+
+def _changed_in_place(op, out, role, tensor, saved):
+    scope = f" in scope '{out.scope}'" if out.scope else ""
+    name = f"{tensor.name!r}" if tensor.name else "unnamed"
+    return RuntimeError(
+        f"backward through {op.label}{scope} needs the value of its {role} ({name}, shape "
+        f"{tensor.shape}) as forward saw it, but it was changed in place since: it is at "
+        f"version {tensor._counter[0]}, forward saw version {saved}. Call backward() before "
+        f"changing the tensor (an optimizer's step(), `t -= ...`, `t[i] = ...` inside "
+        f"no_grad()), or change a copy (t = t - ...).")
 
 
 # -- elementwise arithmetic (numpy broadcasting) ----------------------------------------
@@ -145,6 +191,7 @@ class Subtract(Elementwise):
 
 class Multiply(Elementwise):
     __slots__ = ()
+    reads_input = ((1,), (0,))  # a is read for b's gradient, b for a's
     ufunc = np.multiply
 
     def backward(self, grad):
@@ -155,6 +202,7 @@ class Multiply(Elementwise):
 
 class Divide(Elementwise):
     __slots__ = ()
+    reads_input = ((1,), (0, 1))
     ufunc = np.divide
 
     def backward(self, grad):
@@ -170,6 +218,7 @@ class Power(Elementwise):
     elsewhere d/db uses log(a), so it is nan for a < 0, as in PyTorch."""
 
     __slots__ = ()
+    reads_input, reads_output = ((0, 1), (0, 1)), (1,)
     ufunc = np.power
 
     def forward(self, a, b):
@@ -192,6 +241,7 @@ class Matmul(Op):
     """numpy's matmul: 1-D operands are promoted to matrices, leading dims broadcast."""
 
     __slots__ = ()
+    reads_input = ((1,), (0,))
 
     def forward(self, a, b):
         if a.ndim > 2 and b.ndim == 2:  # (..., k) @ (k, m): one large product, not many
@@ -241,6 +291,7 @@ class Negative(Op):
 
 class Exp(Op):
     __slots__ = ()
+    reads_output = (0,)
 
     def forward(self, a):
         self.out = np.exp(a)
@@ -252,6 +303,7 @@ class Exp(Op):
 
 class Log(Op):
     __slots__ = ()
+    reads_input = ((0,),)
 
     def forward(self, a):
         return np.log(a)
@@ -264,6 +316,7 @@ class Sigmoid(Op):
     """Keeps its output: d sigmoid = y (1 - y), no second exp in backward."""
 
     __slots__ = ()
+    reads_output = (0,)
 
     def forward(self, a):
         self.out = _stable_sigmoid(a)
@@ -280,6 +333,7 @@ class Tanh(Op):
     """Keeps its output: d tanh = 1 - y^2."""
 
     __slots__ = ()
+    reads_output = (0,)
 
     def forward(self, a):
         self.out = np.tanh(a)
@@ -293,13 +347,19 @@ class Tanh(Op):
 
 
 class Relu(Op):
+    """max(a, 0). Keeps its output, as PyTorch does, and like PyTorch passes the gradient
+    wherever the output is not <= 0: at a NaN input (output NaN) the gradient is 1,
+    at 0 it is 0."""
+
     __slots__ = ()
+    reads_output = (0,)
 
     def forward(self, a):
-        return np.maximum(a, 0)
+        self.out = np.maximum(a, 0)
+        return self.out
 
     def backward(self, grad):
-        return (grad * (self.inputs[0].data > 0),)
+        return (np.where(self.out <= 0, 0, grad),)
 
 
 class Softplus(Op):
@@ -307,6 +367,7 @@ class Softplus(Op):
     on it (binary cross-entropy with logits) never overflow."""
 
     __slots__ = ()
+    reads_input = ((0,),)
 
     def forward(self, a):
         return np.logaddexp(0, a)
@@ -374,6 +435,7 @@ class Mean(Sum):
 
 class Reshape(Op):
     __slots__ = ("shape",)
+    makes_view = True
 
     def __init__(self, shape):
         self.shape = shape
@@ -390,6 +452,7 @@ class Reshape(Op):
 
 class Transpose(Op):
     __slots__ = ("axes",)
+    makes_view = True
 
     def __init__(self, axes=None):
         self.axes = axes
@@ -461,6 +524,7 @@ class Slice(Op):
     as an ``IndexedGrad`` that backward adds into the input's gradient buffer."""
 
     __slots__ = ("index", "basic")
+    makes_view = True
 
     def __init__(self, index):
         index = index if type(index) is tuple else (index,)
@@ -535,6 +599,7 @@ class Abs(Op):
     """|a|. Its gradient is sign(a), so 0 at a == 0, as in PyTorch."""
 
     __slots__ = ()
+    reads_input = ((0,),)
 
     def forward(self, a):
         return np.abs(a)
@@ -559,6 +624,7 @@ class Maximum(Elementwise):
     (as torch.maximum)."""
 
     __slots__ = ()
+    reads_input = ((0, 1), (0, 1))
     ufunc = np.maximum
 
     def backward(self, grad):
@@ -570,6 +636,7 @@ class Minimum(Elementwise):
     (as torch.minimum)."""
 
     __slots__ = ()
+    reads_input = ((0, 1), (0, 1))
     ufunc = np.minimum
 
     def backward(self, grad):
@@ -583,6 +650,7 @@ class Max(Op):
     NaN and, as in PyTorch, gradient NaN."""
 
     __slots__ = ("axis", "keepdims")
+    reads_input, reads_output = ((0,),), (0,)
     reduce = staticmethod(np.max)
 
     def __init__(self, axis=None, keepdims=False):
@@ -622,6 +690,7 @@ class Clip(Op):
     """
 
     __slots__ = ("low", "high")
+    reads_input = ((0,),)
 
     def __init__(self, low, high):
         self.low, self.high = low, high
@@ -671,6 +740,7 @@ class Softmax(Op):
     y * (grad - sum(grad * y))."""
 
     __slots__ = ("axis",)
+    reads_output = (0,)
 
     def __init__(self, axis=-1):
         self.axis = axis

@@ -1,7 +1,9 @@
 """Optimizers (SGD with momentum, Adam) and gradient clipping, with PyTorch's update rules.
 
 Each optimizer updates ``p.data`` in place, so the Parameter objects a model holds (and
-their dtype) never change, and keeps its state in arrays of each parameter's dtype.
+their dtype) never change, and counts the change in the parameter's version, so a
+backward through a graph built before the step refuses (as in PyTorch) rather than
+using the new values. It keeps its state in arrays of each parameter's dtype.
 ``state_dict()`` is a flat ``{str: np.ndarray}`` dict keyed by parameter position
 (``'exp_avg.0'``), so ``mg.save(opt.state_dict(), path)`` needs no special case and a run
 resumed from a checkpoint continues bit for bit like one that never stopped.
@@ -160,6 +162,7 @@ class SGD(Optimizer):
                     buf += update
                 update = buf
             p.data -= self.lr * update
+            p._changed_in_place()  # a graph that saved p can no longer use it
             self.steps[i] += 1
 
     def __repr__(self):
@@ -213,6 +216,7 @@ class Adam(Optimizer):
             denom /= math.sqrt(1 - self.beta2 ** t)
             denom += self.eps
             p.data -= step_size * m / denom
+            p._changed_in_place()
 
     def __repr__(self):
         return (f"Adam(lr={self.lr}, betas={(self.beta1, self.beta2)}, eps={self.eps}, "

@@ -24,15 +24,24 @@ class Tensor:
 
     ``Tensor(data, requires_grad=False, name=None)`` wraps ``np.asarray(data)`` without
     copying it. Integer and bool input becomes float64; float arrays keep their dtype.
+
+    ``_version`` counts the in-place changes (``+=``, ``t[i] = v``, an optimizer's
+    ``step()``), as in PyTorch: an op that saves a value for backward notes it, and
+    backward refuses a value changed since. The count lives in a one-element list
+    (``_counter``) shared by the tensors that view the same memory (``detach()``, and the
+    outputs of reshape, transpose and slicing), so a change through one is seen by all.
+    Writes straight into ``.data`` are not counted, as in PyTorch.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "scope", "retains_grad",
-                 "serial", "__weakref__")
+                 "serial", "_counter", "__weakref__")
     # Makes ``ndarray + Tensor`` return NotImplemented, so Python calls Tensor.__radd__.
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, name=None):
+        self._counter = [0]
         if isinstance(data, Tensor):
+            self._counter = data._counter  # the same memory: the same changes
             data = data.data
         elif isinstance(data, (list, tuple)):
             _refuse_nested_tensors(data)
@@ -62,7 +71,15 @@ class Tensor:
         t.scope = scope
         t.retains_grad = False
         t.serial = next(_serials)
+        t._counter = [0]
         return t
+
+    _version = property(lambda self: self._counter[0],
+                        doc="How many in-place changes this tensor's memory has had.")
+
+    def _changed_in_place(self):
+        """Count one in-place change (the only place versions grow)."""
+        self._counter[0] += 1
 
     # -- array-like attributes ---------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -132,8 +149,11 @@ class Tensor:
         return self.data.item()
 
     def detach(self):
-        """A Tensor sharing this data but cut from the graph (truncated BPTT cuts here)."""
-        return Tensor(self.data, name=self.name)
+        """A Tensor sharing this data (and its in-place changes) but cut from the graph
+        (truncated BPTT cuts here)."""
+        t = Tensor(self.data, name=self.name)
+        t._counter = self._counter
+        return t
 
     def __reduce_ex__(self, protocol):
         """``copy.copy``, ``copy.deepcopy`` and pickle: a leaf with a serial number of its own.
@@ -235,6 +255,7 @@ class Tensor:
             raise IndexError("a Tensor cannot index: tensors hold floats; index with an "
                              "integer or boolean numpy array")
         self.data[index] = value.data if isinstance(value, Tensor) else value
+        self._changed_in_place()
 
     def _in_place(self, ufunc, symbol, other):
         """``p -= lr * p.grad`` inside ``no_grad()`` updates ``p``'s data in place, as in
@@ -254,6 +275,7 @@ class Tensor:
         value = other.data if isinstance(other, Tensor) else np.asarray(other)
         with np.errstate(all="ignore"):  # inf and NaN silently, as for every op
             ufunc(self.data, value, out=self.data, casting="same_kind")
+        self._changed_in_place()
         return self
 
     def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
@@ -280,6 +302,7 @@ def _rebuild(cls, data, grad, requires_grad, name, scope, retains_grad):
     t.data, t.grad, t.requires_grad, t.name = data, grad, requires_grad, name
     t.op, t.scope, t.retains_grad = None, scope, retains_grad
     t.serial = next(_serials)
+    t._counter = [0]
     return t
 
 
@@ -361,6 +384,8 @@ def backpropagate(root, grad, retain_graph=False, retain_grads=False):
             inputs = op.inputs
             if inputs is None:
                 raise released_error(node, "backward")
+            if op.reads_saved:
+                op.check_versions(node)
             grads = op.backward(grad)
             if watched:
                 watch(settings, node, grad, inputs, grads)
