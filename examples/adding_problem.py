@@ -55,6 +55,14 @@ def predict(model, x, batch=128):
 
 def main(argv=None):
     args = parse_args(argv)
+    with lesson.text_output(args.json):  # --json -: the text to stderr, the JSON to stdout
+        record = run(args)
+    lesson.write_json(args.json, record)
+    return 0
+
+
+def run(args):
+    """The lesson, printed as it goes; returns the JSON record."""
     mg.keep_freed_memory()  # a training loop frees and reallocates its graph every step
     T = args.length
     rng = dict(zip(("init", "batches", "validation"),
@@ -140,9 +148,7 @@ def main(argv=None):
               **{k: v for k, v in args.config.items() if k not in ("task", "model", "length",
                                                                     "seed", "steps")},
               "plot": plot, "weights": args.weights}
-    if lesson.write_json(args.json, record) not in (None, "-"):
-        print(f"results: {args.json}")
-    return 0
+    return record
 
 
 # -- plumbing: the command line, the plot and the checkpoint ---------------------------

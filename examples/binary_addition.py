@@ -2,11 +2,18 @@
 
     python examples/binary_addition.py [--bits 8] [--cell lstm] [--test-bits 32] [--json PATH]
 
-The whole lesson is this file, top to bottom: the data, the model, the optimizer, the
-training loop, the evaluation on pairs it never saw, and worked examples. The numbers are
-fed least-significant bit first, so the carry travels forward in time as on paper. The
-data and the model are in ``models/arithmetic.py``; the plumbing (flags, progress bar,
-plot, JSON) in ``lesson.py``. ``--help`` lists every flag.
+The training is this file, top to bottom: the held-out split, the model, the optimizer,
+the training loop, the evaluation on pairs it never saw, and worked examples. What it
+reads from elsewhere is short, and each piece is named where it is used:
+
+- the data, ``models/data/arithmetic.py``: 13 + 9 becomes the sequence
+  x[:, t] = (bit t of 13, bit t of 9), least-significant bit first, and the target
+  y[:, t] = bit t of 22, so the carry travels forward in time as on paper;
+- the model, ``models/arithmetic.py``: an LSTM (or GRU, RNN) over those bit pairs and a
+  ``Linear`` head that gives one logit per step, the bit of the result;
+- the plumbing (flags, progress bar, plot, JSON), ``lesson.py``.
+
+``--help`` lists every flag.
 """
 import os
 import time
@@ -27,6 +34,14 @@ TRAINING = ("cell", "hidden", "steps", "batch_size", "lr", "loss_target", "state
 
 def main(argv=None, task="addition"):
     args = parse_args(argv, task)
+    with lesson.text_output(args.json):  # --json -: the text to stderr, the JSON to stdout
+        record = run(args)
+    lesson.write_json(args.json, record)
+    return 0
+
+
+def run(args):
+    """The lesson: data, model, training, evaluation, worked examples; the JSON record."""
     task = args.task
     mg.keep_freed_memory()  # a training loop frees and reallocates its graph every step
     # 1. The data: 2,000 pairs held out for evaluation (if there are enough), the rest to train.
@@ -80,9 +95,7 @@ def main(argv=None, task="addition"):
               f"weights: {args.weights}  (evaluate it again with --load {args.weights})")
         record.update(settings, converged=done, final_loss=history.smoothed[-1], plot=plot,
                       weights=args.weights)
-    if lesson.write_json(args.json, record) not in (None, "-"):
-        print(f"results: {args.json}")
-    return 0
+    return record
 
 
 def train(model, split, args, rng):

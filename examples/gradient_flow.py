@@ -98,6 +98,14 @@ def orders_lost(norms):
 
 def main(argv=None):
     args = parse_args(argv)
+    with lesson.text_output(args.json):  # --json -: the text to stderr, the JSON to stdout
+        record = run(args)
+    lesson.write_json(args.json, record)
+    return 0
+
+
+def run(args):
+    """The lesson, printed as it goes; returns the JSON record."""
     mg.keep_freed_memory()
     T = args.length
     probe_x, probe_y = sample(PROBE, T, np.random.default_rng(T))  # one batch, for all
@@ -152,9 +160,7 @@ def main(argv=None):
                 out[f"orders_lost_{key}"] = orders_lost(entry[key]["h"])
         out.update({k: entry[k] for k in ("train_steps", "test_mse", "test_accuracy")
                     if k in entry})
-    if lesson.write_json(args.json, record) not in (None, "-"):
-        print(f"results: {args.json}")
-    return 0
+    return record
 
 
 def save_plot(results, stages, path, args):

@@ -12,21 +12,24 @@ the plot, the JSON record. The training loops stay in the scripts.
     args = parser.parse_args()       # bad flags: one line on stderr, exit status 2
     "steps" in args.given            # True when --steps was on the command line
     parser.refuse_overwrite(weights_path, config, read_config)  # never replace another run
-    history = lesson.History()       # the loss, its moving average, accuracies, evaluations
-    bar = lesson.progress(args.steps, "training", quiet=args.quiet)
-    for step in range(args.steps):
-        ...
-        history.log(loss.item(), batch_accuracy)
-        bar.set_postfix(loss=f"{history.smoothed[-1]:.4f}", refresh=False)
-        bar.update()
-    bar.close()
-    history.plot(os.path.join(args.out, "training.png"), "title")  # or plot_training(...)
-    lesson.write_json(args.json, {"task": "mine", ...})   # --json - : standard output
+    with lesson.text_output(args.json):   # --json -: print() goes to stderr meanwhile
+        history = lesson.History()   # the loss, its moving average, accuracies, evaluations
+        bar = lesson.progress(args.steps, "training", quiet=args.quiet)
+        for step in range(args.steps):
+            ...
+            history.log(loss.item(), batch_accuracy)
+            bar.set_postfix(loss=f"{history.smoothed[-1]:.4f}", refresh=False)
+            bar.update()
+        bar.close()
+        history.plot(os.path.join(args.out, "training.png"), "title")  # or plot_training
+    lesson.write_json(args.json, {"task": "mine", ...})   # --json -: the standard output
 
-With ``--json -`` the standard output carries the JSON alone: ``parse_args`` sends
-everything the script prints to stderr from then on.
+With ``--json -`` the standard output carries the JSON alone, so a script's text must go
+to stderr while it runs: the scripts print inside ``text_output`` and write the JSON
+after it.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -34,9 +37,7 @@ import sys
 
 __all__ = ["Parser", "positive_int", "nonnegative_int", "positive_float", "nonnegative_float",
            "bounded_int", "add_output_flags", "progress", "figure", "save_figure",
-           "plot_training", "History", "write_json"]
-
-_json_stdout = None  # the real standard output while --json - has redirected print()
+           "plot_training", "History", "text_output", "write_json"]
 
 
 # -- the command line ----------------------------------------------------------------------
@@ -83,23 +84,35 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, prog, description, **kwargs):
         super().__init__(prog=prog, description=description, allow_abbrev=False, **kwargs)
+        self._valued = []  # the actions that give a value (all but --help)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        if action.default is not argparse.SUPPRESS:
+            self._valued.append(action)
+        return action
+
     def parse_args(self, args=None, namespace=None):
-        global _json_stdout
-        parsed = super().parse_args(args, namespace)
-        # Parse again with every default replaced by a marker: what is still the marker
-        # was not typed. (Only the public argparse API, no scanning of argv by hand.)
-        defaults = {dest: self.get_default(dest) for dest in vars(parsed)}
-        marker = object()
-        self.set_defaults(**dict.fromkeys(defaults, marker))
-        try:
-            typed = vars(super().parse_args(args, None))
-        finally:
-            self.set_defaults(**defaults)
-        parsed.given = {dest for dest, value in typed.items() if value is not marker}
+        # argparse fills in a default only where the namespace has no value yet: start
+        # every flag at a marker, and what still holds it after one parse was not typed.
+        unset = object()
+        parsed = namespace if namespace is not None else argparse.Namespace()
+        for action in self._valued:
+            if not hasattr(parsed, action.dest):
+                setattr(parsed, action.dest, unset)
+        parsed = super().parse_args(args, parsed)
+        parsed.given = set()
+        for action in self._valued:
+            if getattr(parsed, action.dest) is not unset:
+                parsed.given.add(action.dest)
+                continue
+            default = action.default  # a string default goes through type=, as in argparse
+            if isinstance(default, str) and callable(action.type):
+                default = action.type(default)
+            setattr(parsed, action.dest, default)
 
         out, load = getattr(parsed, "out", None), getattr(parsed, "load", None)
         path = getattr(parsed, "json", None)
@@ -109,8 +122,6 @@ class Parser(argparse.ArgumentParser):
             self.error(f"--json {path}: no such directory")
         if load is not None and not os.path.isfile(load):
             self.error(f"--load {load}: no such file")
-        if path == "-" and _json_stdout is None:
-            _json_stdout, sys.stdout = sys.stdout, sys.stderr
         return parsed
 
     def reject(self, args, dests, reason):
@@ -270,19 +281,29 @@ class History:
                              accuracy=self.accuracy or None, evals=self.evals, **labels)
 
 
+@contextlib.contextmanager
+def text_output(json_path):
+    """Inside, ``print()`` writes where the lesson's text belongs: the standard output, or
+    stderr when ``--json -`` (``json_path == "-"``) keeps the standard output for the JSON
+    alone. Restored on the way out, errors included."""
+    if json_path != "-":
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
 def write_json(path, record):
     """Write ``record`` as JSON to ``path``; ``"-"`` is the standard output, None nothing.
-
-    Returns the path written (None for none).
-    """
+    Says where a file went. Returns the path written (None for none)."""
     if path is None:
         return None
     text = json.dumps(record, indent=2) + "\n"
     if path == "-":
-        stream = _json_stdout if _json_stdout is not None else sys.stdout
-        stream.write(text)
-        stream.flush()
+        sys.stdout.write(text)
+        sys.stdout.flush()
     else:
         with open(path, "w") as f:
             f.write(text)
+        print(f"results: {path}")
     return path

@@ -330,3 +330,16 @@ def test_plot_training_writes_a_png(tmp_path):
     history.evals.append((20, 1.0))
     path = history.plot(str(tmp_path / "deep" / "plot.png"), "title", loss_target=0.1)
     assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_json_dash_in_process_leaves_the_standard_output_as_it_found_it(tmp_path, capsys):
+    """The text goes to stderr only while the lesson runs (notebooks call main too)."""
+    import binary_addition
+    before = sys.stdout
+    assert binary_addition.main(["--bits", "2", "--hidden", "2", "--steps", "2", "--quiet",
+                                 "--out", str(tmp_path), "--json", "-"]) == 0
+    assert sys.stdout is before
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["bits"] == 2 and "worked examples" in captured.err
+    print("after")
+    assert capsys.readouterr().out == "after\n"
