@@ -4,7 +4,6 @@ the real Graphviz ``dot`` to valid SVG, for a hand-written RNN and GRU at T = 1.
 models.LSTM and random graphs from the public ops (no scopes, nested scopes, odd names)."""
 import re
 import sys
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -12,62 +11,10 @@ import pytest
 import minigrad as mg
 from minigrad.tensor import topological_order
 from minigrad.viz import rolled_view, steps_view
-from minigrad.models import LSTM
-
-SVG = "{http://www.w3.org/2000/svg}"
-
+from builders import hand_gru, hand_rnn, lstm_loss
+from dot_reader import cluster_labels, labelled_edges, svg_node_titles, svg_texts
 
 # -- graphs ----------------------------------------------------------------------------------
-
-def hand_rnn(T, seed=0, loss="last", name="h"):
-    """h = tanh(x[:, t, :] @ Wx + h @ Wh) in mg.scope(f"t{t}"); x needs no gradient."""
-    rng = np.random.default_rng(seed)
-    D, H = 2, 3
-    x = mg.Tensor(rng.normal(size=(2, T, D)), name="x")
-    Wx = mg.nn.Parameter(rng.normal(size=(D, H)) * 0.5, name="Wx")
-    Wh = mg.nn.Parameter(rng.normal(size=(H, H)) * 0.5, name="Wh")
-    h = mg.Tensor(np.zeros((2, H)), name="h0")
-    hs = []
-    for t in range(T):
-        with mg.scope(f"t{t}"):
-            h = mg.tanh(x[:, t, :] @ Wx + h @ Wh)
-            h.name = name
-        hs.append(h)
-    out = (hs[-1] ** 2).sum() if loss == "last" else mg.stack(hs, axis=1).mean()
-    out.name = "loss"
-    return out
-
-
-def hand_gru(T, seed=0):
-    """A GRU step from primitives, with the operand order that matters (1 - z)."""
-    rng = np.random.default_rng(seed)
-    D, H = 2, 3
-    x = mg.Tensor(rng.normal(size=(1, T, D)), name="x")
-    W = {k: mg.nn.Parameter(rng.normal(size=(D + H, H)) * 0.5, name=f"W{k}") for k in "rzn"}
-    h = mg.Tensor(np.zeros((1, H)), name="h0")
-    with mg.scope("gru"):
-        for t in range(T):
-            with mg.scope(f"t{t}"):
-                xh = mg.concat([x[:, t, :], h], axis=1)
-                r = mg.sigmoid(xh @ W["r"])
-                z = mg.sigmoid(xh @ W["z"])
-                n = mg.tanh(mg.concat([x[:, t, :], r * h], axis=1) @ W["n"])
-                h = (1 - z) * n + z * h
-                r.name, z.name, n.name, h.name = "r", "z", "n", "h"
-    loss = h.sum()
-    loss.name = "loss"
-    return loss
-
-
-def lstm_loss(T, layers, seed=0, x_grad=False):
-    rng = np.random.default_rng(seed)
-    model = LSTM(2, 3, layers, rng=rng)
-    x = mg.Tensor(rng.normal(size=(1, T, 2)), requires_grad=x_grad, name="x")
-    out, _ = model(x)
-    loss = (out[:, -1, :] ** 2).sum()
-    loss.name = "loss"
-    return loss
-
 
 def random_graph(seed, scoped=False, odd=False):
     """A random graph from the public ops: leaves with and without gradients, fan-out,
@@ -124,16 +71,13 @@ def backward(loss):
 # -- rendering -------------------------------------------------------------------------------
 
 def node_titles(digraph):
-    """The node ids Graphviz wrote into the SVG (one <title> per node)."""
-    svg = ET.fromstring(digraph.pipe(format="svg"))
-    assert svg.tag == SVG + "svg"
-    return {g.find(SVG + "title").text for g in svg.iter(SVG + "g")
-            if g.get("class") == "node"}
+    """The node ids in the SVG that the real dot makes of ``digraph``."""
+    return svg_node_titles(digraph.pipe(format="svg"))
 
 
 GRAPHS = ([(f"rnn{T}", lambda T=T: hand_rnn(T)) for T in range(1, 9)]
           + [(f"gru{T}", lambda T=T: hand_gru(T)) for T in range(1, 9)]
-          + [("lstm1", lambda: lstm_loss(4, 1)), ("lstm2", lambda: lstm_loss(3, 2, x_grad=True))]
+          + [("lstm1", lambda: lstm_loss(4, 1).loss), ("lstm2", lambda: lstm_loss(3, 2, x_grad=True).loss)]
           + [(f"random{s}", lambda s=s: random_graph(s)) for s in range(2)]
           + [(f"scoped{s}", lambda s=s: random_graph(s, scoped=True)) for s in range(3)]
           + [(f"odd{s}", lambda s=s: random_graph(s, scoped=True, odd=True)) for s in range(2)])
@@ -154,7 +98,7 @@ def test_every_view_renders_to_valid_svg(make):
 
 
 def test_keep_steps_renders_in_every_view():
-    loss = backward(lstm_loss(12, 2, x_grad=True))
+    loss = backward(lstm_loss(12, 2, x_grad=True).loss)
     for view in ("steps", "rolled"):
         for rankdir in ("TB", "LR"):
             drawing = mg.viz.graph(loss, view=view, rankdir=rankdir, show_grads=True,
@@ -164,16 +108,6 @@ def test_keep_steps_renders_in_every_view():
 
 # -- the steps view --------------------------------------------------------------------------
 
-def edges(source):
-    """[(tail, head, label)] of the DOT text, labels unescaped."""
-    found = []
-    for tail, head, attributes in re.findall(r"^\t(\w+) -> (\w+)(?: \[(.*)\])?$", source,
-                                             re.M):
-        label = re.search(r'(?<!head)label="((?:[^"\\]|\\.)*)"', attributes or "")
-        found.append((tail, head, label.group(1).replace("\\n", "\n") if label else None))
-    return found
-
-
 def test_steps_view_is_a_chain_of_steps_with_the_state_on_its_edges():
     T = 5
     loss = backward(hand_rnn(T, loss="mean"))
@@ -181,7 +115,7 @@ def test_steps_view_is_a_chain_of_steps_with_the_state_on_its_edges():
     steps = {n: m for n, m in drawing.node_ids.items() if m["kind"] == "step"}
     assert [m["t"] for m in steps.values()] == list(range(T))
     norms = mg.step_grad_norms(loss)["h"]
-    chain = [(tail, head, label) for tail, head, label in edges(drawing.source)
+    chain = [(tail, head, label) for tail, head, label in labelled_edges(drawing.source)
              if tail in steps and head in steps]
     assert [(steps[tail]["t"], steps[head]["t"]) for tail, head, _ in chain] == [
         (t, t + 1) for t in range(T - 1)]
@@ -200,12 +134,12 @@ def test_steps_view_is_a_chain_of_steps_with_the_state_on_its_edges():
 
 def test_steps_view_of_a_two_layer_lstm():
     T = 4
-    loss = backward(lstm_loss(T, 2, x_grad=True))
+    loss = backward(lstm_loss(T, 2, x_grad=True).loss)
     drawing = steps_view.draw(loss, show_grads=True, rankdir="TB")
     ids = drawing.node_ids
     step_of = {n: (m["layer"], m["t"]) for n, m in ids.items() if m["kind"] == "step"}
     assert sorted(step_of.values()) == [(f"l{k}", t) for k in range(2) for t in range(T)]
-    found = edges(drawing.source)
+    found = labelled_edges(drawing.source)
     norms = mg.step_grad_norms(loss)
     for layer in ("l0", "l1"):
         for name in ("h", "c"):
@@ -225,7 +159,7 @@ def test_steps_view_of_a_two_layer_lstm():
 
 
 def test_steps_view_keep_steps_hides_the_middle():
-    loss = backward(lstm_loss(10, 1))
+    loss = backward(lstm_loss(10, 1).loss)
     drawing = steps_view.draw(loss, keep_steps=2)
     ts = sorted(m["t"] for m in drawing.node_ids.values() if m["kind"] == "step")
     assert ts == [0, 1, 8, 9]
@@ -259,18 +193,14 @@ def test_steps_and_rolled_views_without_graphviz_say_how_to_install_it(monkeypat
 
 # -- the rolled view -------------------------------------------------------------------------
 
-def clusters(source):
-    return re.findall(r'subgraph cluster_\d+ \{\n\t*label="([^"]*)"', source)
-
-
 def test_rolled_view_draws_one_step_with_back_edges():
     T = 6
     loss = backward(hand_rnn(T))
     drawing = rolled_view.draw(loss, show_grads=True)
     # t0 reads h0 from outside where the others read the state: drawn as one, and the
     # edge from h0 says which step uses it.
-    assert clusters(drawing.source) == ["steps", f"t0 ... t{T - 1}, {T} steps"]
-    back = [label for _, _, label in edges(drawing.source)
+    assert cluster_labels(drawing.source) == ["steps", f"t0 ... t{T - 1}, {T} steps"]
+    back = [label for _, _, label in labelled_edges(drawing.source)
             if label and label.startswith("h \u00d7")]
     norms = mg.step_grad_norms(loss)["h"][:-1]
     assert back == [f"h \u00d7{T - 1}\n|grad| {norms.min():.2g} ... {norms.max():.2g}"]
@@ -282,32 +212,32 @@ def test_rolled_view_draws_one_step_with_back_edges():
 
 def test_rolled_view_keeps_a_first_step_of_another_structure_apart():
     T = 5
-    loss = backward(lstm_loss(T, 2))  # x needs no gradient: l0's t0 records no concat
+    loss = backward(lstm_loss(T, 2).loss)  # x needs no gradient: l0's t0 records no concat
     drawing = rolled_view.draw(loss)
     steps = mg.timesteps.time_steps(loss).layers["l0"]
     ops = [sum(t.op is not None for t in step.tensors) for step in steps[:2]]
     assert ops[0] == ops[1] - 1  # the concat of x_0 and h0: neither needs a gradient
     # Layer 1 reads layer 0's h, which needs a gradient, so its t0 is like the others
     # but for h0 and c0 coming from outside.
-    assert clusters(drawing.source) == [
+    assert cluster_labels(drawing.source) == [
         "l0", f"t0, 1 step: {ops[0]} ops, not {ops[1]} as in t1",
         f"t1 ... t{T - 1}, {T - 1} steps: same structure", "l1", f"t0 ... t{T - 1}, {T} steps"]
-    labels = [label for _, _, label in edges(drawing.source) if label]
+    labels = [label for _, _, label in labelled_edges(drawing.source) if label]
     assert labels.count(f"h \u00d7{T - 2}") == 1 and labels.count(f"c \u00d7{T - 2}") == 1
     assert labels.count(f"h \u00d7{T - 1}") == 1 and labels.count(f"c \u00d7{T - 1}") == 1
     # t0's state enters the run after it by ordinary edges, from its own h and c nodes.
     t0 = {n for n, m in drawing.node_ids.items() if m.get("t") == [0] and m["layer"] == "l0"}
-    into_run = [(a, b) for a, b, _ in edges(drawing.source) if a in t0 and b.startswith("r1_")]
+    into_run = [(a, b) for a, b, _ in labelled_edges(drawing.source) if a in t0 and b.startswith("r1_")]
     assert len(into_run) == 2
 
 
 def test_rolled_view_with_x_needing_a_gradient_folds_every_step():
     T = 7
-    loss = backward(lstm_loss(T, 1, x_grad=True))
+    loss = backward(lstm_loss(T, 1, x_grad=True).loss)
     drawing = rolled_view.draw(loss)
-    assert clusters(drawing.source) == ["l0", f"t0 ... t{T - 1}, {T} steps"]
+    assert cluster_labels(drawing.source) == ["l0", f"t0 ... t{T - 1}, {T} steps"]
     assert 'slice [:, t, :]' in drawing.source
-    found = edges(drawing.source)
+    found = labelled_edges(drawing.source)
     assert sorted(label for _, _, label in found if label and "\u00d7" in label and
                   label[0] in "hc") == [f"c \u00d7{T - 1}", f"h \u00d7{T - 1}"]
     weight = [n for n, m in drawing.node_ids.items() if m["kind"] == "tensor"
@@ -318,7 +248,7 @@ def test_rolled_view_with_x_needing_a_gradient_folds_every_step():
 def test_rolled_view_writes_every_step_in_creation_order():
     """Each run's nodes are written as its steps made them (gates i, f, g, o), and the
     DOT text of one run lists the same ops as any of the steps it stands for."""
-    loss = backward(lstm_loss(5, 2))
+    loss = backward(lstm_loss(5, 2).loss)
     drawing = rolled_view.draw(loss)
     order = topological_order(loss)
     written = re.findall(r"^\t\t\t(r\d+_\d+) \[", drawing.source, re.M)
@@ -339,7 +269,7 @@ def test_rolled_view_never_merges_steps_of_different_structure():
             h = mg.tanh(h) * 0.5 if t != 3 else mg.sigmoid(h) * 0.5
             h.name = "h"
     drawing = rolled_view.draw(backward(h.sum()))
-    assert clusters(drawing.source) == [
+    assert cluster_labels(drawing.source) == [
         "steps", "t0 ... t2, 3 steps: same structure", "t3, 1 step: other ops or wiring than t0",
         "t4 ... t5, 2 steps: same structure"]
 
@@ -369,8 +299,7 @@ def test_odd_names_are_shown_as_written():
     for module in (steps_view, rolled_view):
         for rankdir in ("TB", "LR"):
             drawing = module.draw(loss, show_grads=True, rankdir=rankdir)
-            svg = ET.fromstring(drawing.pipe(format="svg"))
-            texts = [t.text for t in svg.iter(SVG + "text") if t.text]
+            texts = [t for t in svg_texts(drawing.pipe(format="svg")) if t]
             assert any('a "quoted" {brace} & <tag> | back\\slash' in t for t in texts)
             assert any('layer "{&}"' in t for t in texts) or module is rolled_view
     assert list(mg.step_grad_norms(loss)) == [f'layer "{{&}}"/{odd}']
@@ -378,8 +307,8 @@ def test_odd_names_are_shown_as_written():
 
 def test_drawings_are_the_same_on_every_run():
     for module in (steps_view, rolled_view):
-        first = module.draw(backward(lstm_loss(4, 2)), show_grads=True).source
-        again = module.draw(backward(lstm_loss(4, 2)), show_grads=True).source
+        first = module.draw(backward(lstm_loss(4, 2).loss), show_grads=True).source
+        again = module.draw(backward(lstm_loss(4, 2).loss), show_grads=True).source
         assert first == again
 
 

@@ -11,13 +11,13 @@ import json
 import re
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minigrad as mg
+from dot_reader import attribute, parse, svg_root, svg_texts, unquote
 from minigrad.tensor import topological_order
 from minigrad.viz.files import CLUSTER_COST, layout_size, run_dot
 
@@ -64,66 +64,6 @@ def chain(steps, factor=0.1):
         with mg.scope(f"t{t}"):
             h = mg.tanh(h) * factor
     return h.sum()
-
-
-# -- reading DOT text ----------------------------------------------------------------------
-
-NODE = re.compile(r'^\t*(\w+) \[(.*)\]$')
-EDGE = re.compile(r'^\t*(\w+)(?::(\w+))? -> (\w+)(?::(\w+))?(?: \[(.*)\])?$')
-
-
-def attribute(attrs, key):
-    match = re.search(rf'(?:^| ){key}="((?:[^"\\]|\\.)*)"', attrs)
-    return match.group(1) if match else None
-
-
-def _unquote(text):
-    """What Graphviz shows for the inside of a quoted DOT label."""
-    text = re.sub(r'\\(.)', lambda m: "\n" if m.group(1) in "nlr" else m.group(1), text)
-    return text.replace("&amp;", "&")
-
-
-def label_text(attrs):
-    """The text a node's label shows: table cells joined by ' | ', lines by newlines;
-    the port cells of ops (a, b, 0, 1 ...) left out."""
-    quoted = attribute(attrs, "label")
-    if quoted is not None:
-        return _unquote(quoted)
-    start = attrs.find("label=<")
-    if start < 0:
-        return None
-    depth, k = 0, start + len("label=")
-    for k in range(start + len("label="), len(attrs)):
-        depth += {"<": 1, ">": -1}.get(attrs[k], 0)
-        if depth == 0:
-            break
-    table = ET.fromstring(attrs[start + len("label=<"):k].replace("<br/>", "\n"))
-    cells = ["".join(td.itertext()) for td in table.iter("td")
-             if td.find("table") is None and "port" not in td.attrib]
-    return " | ".join(cells)
-
-
-def parse(source):
-    """nodes: id -> (label text, cluster path, attrs); clusters: list of label paths;
-    edges: visible (tail, head, attrs, tail port, head port); read line by line as
-    graph() writes them."""
-    nodes, clusters, edges, path = {}, [], [], []
-    lines = source.splitlines()
-    for k, line in enumerate(lines):
-        if line.strip().startswith("subgraph cluster_"):
-            path.append(_unquote(attribute(lines[k + 1].strip(), "label")))
-            clusters.append(tuple(path))
-        elif line.strip() == "}" and path:
-            path.pop()
-        elif EDGE.match(line):
-            tail, tail_port, head, head_port, attrs = EDGE.match(line).groups()
-            if "invis" not in (attrs or ""):
-                edges.append((tail, head, attrs or "", tail_port, head_port))
-        elif NODE.match(line) and not line.strip().startswith(("graph ", "node ", "edge ",
-                                                                "legend ")):
-            node, attrs = NODE.match(line).groups()
-            nodes[node] = (label_text(attrs), tuple(path), attrs)
-    return nodes, clusters, edges
 
 
 def node_labelled(nodes, first):
@@ -453,10 +393,70 @@ def test_weird_names_are_escaped_in_the_dot_text():
 def test_weird_names_render_and_show_exactly(tmp_path):
     path = mg.viz.render(_weird_graph(), tmp_path / "weird.svg", title='t"i{t}le\\')
     # Graphviz decodes entities: "&amp;" must reach the SVG as the text "&amp;", not "&"
-    texts = [t.text for t in ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    texts = svg_texts(Path(path).read_bytes())
     for name in WEIRD + ['scope "q" {b} |p| <a> \\ &amp;', 't"i{t}le\\']:
         for line in name.split("\n"):
             assert line in texts, (line, texts)
+
+
+# Characters a name may hold that Graphviz or XML treat specially: control characters,
+# DEL and C1, lone surrogates, noncharacters, Graphviz's escapes, quotes, markup,
+# Chinese and an emoji outside the Basic Multilingual Plane.
+AWKWARD = ([chr(c) for c in range(0x20) if c != 0x0a] + ["\x7f", "\x85", "\ud800", "\udfff",
+           "\ufffe", "\uffff", "\n"] + [f"\\{c}" for c in "GNEHTLlnr\\x"]
+           + ['"', "'", "<", ">", "&", "&amp;", "{", "}", "|", "中文", "😀", "a", "Z"])
+
+
+def drawn_as(text):
+    """What a learner must see for ``text``, one entry per line: printable characters
+    as they are, the others as Python writes their escapes."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return [line for line in "".join(
+        c if c.isprintable() or c == "\n" else c.encode("unicode_escape").decode("ascii")
+        for c in text).split("\n") if line]
+
+
+def awkward_name(rng):
+    return "".join(rng.choice(AWKWARD) for _ in range(int(rng.integers(1, 7))))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_any_name_scope_and_title_is_drawn_as_written_in_every_view(seed, tmp_path):
+    rng = np.random.default_rng(seed)
+    x_name, w_name, h_name, loss_name, layer, title = (awkward_name(rng) for _ in range(6))
+    x = mg.Tensor(np.ones((1, 2)), name=x_name)
+    w = mg.nn.Parameter(np.full((2, 2), 0.5), name=w_name)
+    h = x
+    with mg.scope(layer.replace("/", "|")):
+        for t in range(3):
+            with mg.scope(f"t{t}"):
+                h = mg.tanh(h @ w)
+                h.name = h_name
+    loss = h.sum()
+    loss.name = loss_name
+    for view in ("ops", "steps", "rolled"):
+        svg = run_dot(mg.viz.graph(loss, view=view, title=title).source, "svg")
+        texts = svg_texts(svg)  # fails unless the SVG is well-formed XML
+        expected = {"title": title, "weight": w_name, "layer": layer.replace("/", "|")}
+        if view != "steps":  # the steps view draws the state on edges, x as a slice
+            expected.update(x=x_name, h=h_name, loss=loss_name)
+        else:
+            expected["h"] = h_name
+        for what, text in expected.items():
+            for line in drawn_as(text):
+                assert line in texts or any(line in t for t in texts if t), (view, what,
+                                                                              line, texts)
+        # the title is a caption of its own: every line of it is one whole text
+        assert all(line in texts for line in drawn_as(title)), (view, title, texts)
+        dot_path = mg.viz.render(loss, tmp_path / f"{view}.dot", view=view, title=title)
+        dot_path.read_bytes().decode("utf-8")  # no UnicodeEncodeError, valid UTF-8
+
+
+def test_a_name_is_drawn_whole_in_its_own_field():
+    name = "a\\Gb\x01\\N\ud800\ufffe中😀\\\\"
+    w = mg.nn.Parameter(np.ones(2), name=name)
+    texts = svg_texts(run_dot(mg.viz.graph((w * 2).sum()).source, "svg"))
+    assert "a\\Gb\\x01\\N\\ud800\\ufffe中😀\\\\" in texts
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -464,9 +464,7 @@ def test_weird_names_render_and_show_exactly(tmp_path):
 def test_render_svg(tmp_path):
     path = tmp_path / "g.svg"
     assert mg.viz.render(tiny_lstm(steps=2), path) == path
-    root = ET.parse(path).getroot()
-    assert root.tag in ("svg", "{http://www.w3.org/2000/svg}svg")
-    texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    texts = set(svg_texts(path.read_bytes()))
     assert {"t0", "t1", "cell.weight", "matmul"} <= texts
     assert [p.name for p in tmp_path.iterdir()] == ["g.svg"]  # no temporary file left
 
@@ -511,8 +509,7 @@ def test_example_renders_an_unrolled_lstm(tmp_path):
     run = _run_example("--steps", "2", "--hidden", "2", "--grads", "-o", str(out))
     assert run.returncode == 0, run.stderr
     assert str(out) in run.stdout
-    root = ET.parse(out).getroot()
-    texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    texts = set(svg_texts(out.read_bytes()))
     assert {"t0", "t1", "lstm.l0.weight", "lstm.l0.bias", "head.weight", "x", "loss",
             "sigmoid", "tanh"} <= texts
     assert any(text.startswith("log10 |grad| (fill)") for text in texts)
@@ -597,18 +594,10 @@ def test_example_load_of_a_subtraction_model_says_so(tmp_path):
 
 # -- any graph from the public ops draws with the real dot -----------------------------------
 
-SVG = "{http://www.w3.org/2000/svg}"
-
-
-def _svg_texts(svg_bytes):
-    """The text elements of an SVG that must parse as XML."""
-    return [t.text for t in ET.fromstring(svg_bytes).iter(SVG + "text")]
-
-
 def _svg(root, **options):
     """``root`` drawn by the real dot; what dot writes must be valid XML."""
     data = run_dot(mg.viz.graph(root, **options).source, "svg")
-    assert ET.fromstring(data).tag == SVG + "svg"
+    svg_root(data)
     return data
 
 
@@ -660,13 +649,13 @@ CASES = [(T, *[("TB", False), ("LR", True), ("TB", True), ("LR", False)][T % 4])
 @pytest.mark.parametrize("model", [hand_rnn, hand_gru])
 def test_hand_written_rnn_and_gru_draw_with_dot(model, T, rankdir, grads):
     svg = _svg(_with_grads(model(T), grads), rankdir=rankdir, show_grads=grads)
-    assert {f"t{t}" for t in range(T)} <= set(_svg_texts(svg))
+    assert {f"t{t}" for t in range(T)} <= set(svg_texts(svg))
 
 
 @pytest.mark.parametrize("rankdir", ["TB", "LR"])
 @pytest.mark.parametrize("grads", [False, True])
 def test_lstm_draws_with_dot(rankdir, grads):
-    texts = _svg_texts(_svg(_with_grads(tiny_lstm(steps=3), grads), rankdir=rankdir,
+    texts = svg_texts(_svg(_with_grads(tiny_lstm(steps=3), grads), rankdir=rankdir,
                             show_grads=grads))
     assert {"t0", "t1", "t2", "cell.weight", "matmul"} <= set(texts)
 
@@ -707,7 +696,7 @@ def random_graph(seed):
 def test_random_graphs_draw_with_dot(seed):
     loss = random_graph(seed)
     grads = seed % 2 == 1 and loss.requires_grad
-    texts = _svg_texts(_svg(_with_grads(loss, grads), rankdir=["TB", "LR"][seed % 4 // 2],
+    texts = svg_texts(_svg(_with_grads(loss, grads), rankdir=["TB", "LR"][seed % 4 // 2],
                             show_grads=grads))
     for tensor in topological_order(loss):
         for line in (tensor.name or "").split("\n"):
@@ -725,7 +714,7 @@ def test_one_minus_z_is_drawn_unlike_z_minus_one():
     assert drawn(lambda z: 1 - z) == {"1": "p0", "z | (2,)": "p1"}
     assert drawn(lambda z: z - 1) == {"z | (2,)": "p0", "1": "p1"}
     z = mg.Tensor(np.ones(2), requires_grad=True, name="z")
-    texts = _svg_texts(_svg((1 - z).sum()))
+    texts = svg_texts(_svg((1 - z).sum()))
     assert {"a", "b", "subtract"} <= set(texts)  # the slots are named in the picture
 
 
@@ -838,7 +827,7 @@ def test_a_failing_dot_becomes_a_clear_runtime_error(tmp_path, monkeypatch):
 def test_a_250_byte_file_name_renders(tmp_path):
     path = tmp_path / ("g" * 246 + ".svg")
     assert mg.viz.render(chain(2), path) == path
-    assert ET.parse(path).getroot().tag == SVG + "svg"
+    svg_root(Path(path).read_bytes())
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
@@ -861,7 +850,7 @@ def test_render_writes_through_a_symlink(tmp_path):
     link.symlink_to(target)
     mg.viz.render(chain(2), link)
     assert link.is_symlink() and link.resolve() == target.resolve()
-    assert ET.parse(target).getroot().tag == SVG + "svg"
+    svg_root(Path(target).read_bytes())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.svg", "real.svg"]
 
 

@@ -21,7 +21,8 @@ import shutil
 from ..timesteps import step_of
 from .explorer import _node_maps, page_data, recorded_sweep
 from .files import MISSING_DOT, _write_atomically
-from .style import _is_dark, _scale_colour
+from .labels import shown
+from .style import is_dark, scale_colour
 
 WIDTH = 800  # pixels: the width of a README column
 FONT = "DejaVuSans.ttf"
@@ -58,12 +59,12 @@ def animate(root, path, *, view="steps", parameter=None, title=None, keep_steps=
         data = page_data(root, order, sweep)
         drawing = graph(root, view=view, keep_steps=keep_steps)
         maps = _node_maps(drawing, order, root)
-    shown = _parameter(data, parameter)
+    picked = _parameter(data, parameter)
     frames = []
     since = -1  # the entry of the frame before: what arrived after it is new
     for k, caption in _moments(data):
         picture = Image.open(io.BytesIO(_frame_drawing(drawing, data, maps, k).pipe(format="png")))
-        frames.append(_frame(picture.convert("RGB"), data, shown, (since, k), caption, title))
+        frames.append(_frame(picture.convert("RGB"), data, picked, (since, k), caption, title))
         since = k
     width = max(f.width for f in frames)
     height = max(f.height for f in frames)
@@ -133,7 +134,7 @@ def _colour(norm, grad_range):
     fraction = 1.0
     if math.isfinite(norm) and high > low:
         fraction = (math.log10(norm) - low) / (high - low)
-    return _scale_colour(fraction)
+    return scale_colour(fraction)
 
 
 def _frame_drawing(drawing, data, maps, k):
@@ -151,7 +152,7 @@ def _frame_drawing(drawing, data, maps, k):
     lines = []
     for node, norm in norms.items():
         fill = "#ffffff" if norm is None else _colour(norm, data["range"])
-        font = "#ffffff" if norm is not None and _is_dark(fill) else "#000000"
+        font = "#ffffff" if norm is not None and is_dark(fill) else "#000000"
         # the marker of steps left out is drawn unfilled: it needs the style to show one
         style = ' style="dashed,rounded,filled"' if meanings.get(node, {}).get("kind") \
             == "hidden" else ""
@@ -195,7 +196,7 @@ def _font(size, bold=False):
         return ImageFont.load_default(size=size)
 
 
-def _frame(picture, data, shown, span, caption, title):
+def _frame(picture, data, picked, span, caption, title):
     """The drawing scaled to WIDTH, a caption above, the parameter's bars below; the
     frame shows the sweep after entry k, where ``span`` = (entry of the frame before, k)."""
     k = span[1]
@@ -204,20 +205,20 @@ def _frame(picture, data, shown, span, caption, title):
     if picture.width > WIDTH - 20:
         scale = (WIDTH - 20) / picture.width
         picture = picture.resize((WIDTH - 20, round(picture.height * scale)), Image.LANCZOS)
-    head, bars, foot = 58 if title else 34, 150 if shown is not None else 0, 26
+    head, bars, foot = 58 if title else 34, 150 if picked is not None else 0, 26
     frame = Image.new("RGB", (WIDTH, head + picture.height + bars + foot), "#ffffff")
     draw = ImageDraw.Draw(frame)
     y = 6
     if title:
-        draw.text((10, y), title, fill="#222222", font=_font(17, bold=True))
+        draw.text((10, y), shown(title), fill="#222222", font=_font(17, bold=True))
         y += 24
     step = f"sweep step {k + 1} of {len(data['sweep'])}" if k >= 0 else "sweep step 0"
     draw.text((WIDTH - 10, 8), step, fill="#666666", font=_font(13), anchor="ra")
     draw.text((10, y), caption, fill=CURRENT if k >= 0 else "#222222", font=_font(15))
     _ramp(draw, data["range"], WIDTH - 10, frame.height - foot + 6)
     frame.paste(picture, ((WIDTH - picture.width) // 2, head))
-    if shown is not None:
-        _bars(draw, data, shown, span, head + picture.height + 4)
+    if picked is not None:
+        _bars(draw, data, picked, span, head + picture.height + 4)
     return frame
 
 
@@ -231,7 +232,7 @@ def _ramp(draw, grad_range, right, top):
     draw.text((x, top), end, fill="#444444", font=font)
     x -= 110
     for j in range(100):
-        draw.line((x + j, top + 1, x + j, top + 13), fill=_scale_colour(j / 99))
+        draw.line((x + j, top + 1, x + j, top + 13), fill=scale_colour(j / 99))
     draw.rectangle((x, top + 1, x + 99, top + 13), outline="#999999")
     draw.text((x - 6, top), text, fill="#444444", font=font, anchor="ra")
 

@@ -31,6 +31,7 @@ from ..nn import Parameter
 from ..tensor import topological_order
 from ..timesteps import TimeSteps, step_of
 from .files import _write_atomically, run_dot
+from .labels import shown
 from .ops_view import _tensor_role
 from .style import GRAD_SCALE, ROLES, log_range
 
@@ -58,7 +59,7 @@ def explore(root, path, *, title=None):
             views[name] = _svg(drawing, name)
             data["views"][name] = dict(_node_maps(drawing, order, root), keep_steps=keep)
     if title is not None:
-        data["title"] = str(title)
+        data["title"] = shown(title)
     _write_atomically(path, _page(data, views).encode("utf-8"))
     return path
 
@@ -132,7 +133,8 @@ def page_data(root, order, sweep):
     tensors = []
     for i, t in enumerate(order):
         record = {
-            "name": t.name, "scope": t.scope, "shape": list(t.shape), "dtype": str(t.dtype),
+            "name": None if t.name is None else shown(t.name), "scope": shown(t.scope),
+            "shape": list(t.shape), "dtype": str(t.dtype),
             "role": _tensor_role(t, root), "leaf": t.op is None,
             "op": None if t.op is None else t.op.label,
             "detail": None if t.op is None else (t.op.detail() or None),
@@ -287,7 +289,7 @@ def _node_maps(drawing, order, root):
     for step in structure.steps if whole_steps else ():
         tail, head = step_node.get(id(step.prev)) if step.prev else None, step_node[id(step)]
         if tail is not None and head is not None:
-            edges += [[tail, head, t.name if t.name is not None else t.op.label,
+            edges += [[tail, head, shown(t.name) if t.name is not None else t.op.label,
                        position[id(t)]] for t in step.state_in]
     return {"tensor": nodes, "op": [None if t.op is None else nodes[i]
                                     for i, t in enumerate(order)], "edges": edges}

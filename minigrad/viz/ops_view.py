@@ -22,10 +22,10 @@ import math
 from ..nn import Parameter
 from ..tensor import topological_order
 from ..timesteps import step_of
+from .labels import attrs, html_table, html_text, quoted, with_out_ports
 from .style import (CLUSTER_STYLE, ELIDED_STYLE, MAX_DETAIL, NO_GRAD_FILL, OP_STYLE,
-                    PORT_FONT, ROLES, TENSOR_STYLE, _attrs, _escape, _grad_norms, _html,
-                    _is_dark, _legend, log_range, _scale_colour, digraph, html_table,
-                    longest_path_ranks, with_out_ports)
+                    PORT_FONT, ROLES, TENSOR_STYLE, digraph, grad_norms, is_dark, log_range,
+                    longest_path_ranks, ops_legend, scale_colour)
 
 DEFAULT_RANKDIR = "TB"  # time steps top to bottom, the ops of a step flowing down
 
@@ -93,7 +93,7 @@ def _tensor_label(tensor, show_shapes, grad_norm, across):
     if grad_norm is not None:
         fields.append(f"|grad| {grad_norm:.2g}")
     fields = fields or [" "]  # nothing to show: an empty box
-    return html_table([_html(field) for field in fields], across)
+    return html_table([html_text(field) for field in fields], across)
 
 
 def operand_names(op):
@@ -120,12 +120,12 @@ def _op_label(op, across, slots=True):
         text += (" " if across else "\n") + detail
     names = operand_names(op) if slots else None
     if names is None:
-        return _escape(text)
+        return quoted(text)
     ports = [(PORT_FONT.format(name) if name else "", f"p{k}") for k, name in enumerate(names)]
     if len(ports) == 2:  # infix: a subtract b
-        cells = [ports[0], _html(text), ports[1]]
+        cells = [ports[0], html_text(text), ports[1]]
     else:
-        cells = ports + [_html(text)]
+        cells = ports + [html_text(text)]
     return html_table(cells, across, rules=False, cellpadding=1)
 
 
@@ -193,8 +193,8 @@ class _Drawing:
         fraction = 1.0  # the darkest, also for inf and nan, which must not go unseen
         if math.isfinite(norm) and high > low:
             fraction = (math.log10(norm) - low) / (high - low)
-        attributes["fillcolor"] = _scale_colour(fraction)
-        if _is_dark(attributes["fillcolor"]):
+        attributes["fillcolor"] = scale_colour(fraction)
+        if is_dark(attributes["fillcolor"]):
             attributes["fontcolor"] = "#ffffff"
         return attributes
 
@@ -204,7 +204,7 @@ class _Drawing:
             self.markers[layer] = f"elided{len(self.markers)}"
             steps = self.hidden[layer]
             box = f"t{steps[0]} ... t{steps[-1]}"
-            label = _escape(f"{len(steps)} time steps\nnot drawn")
+            label = quoted(f"{len(steps)} time steps\nnot drawn")
             self.add_node(f"{layer}/{box}" if layer else box, self.markers[layer],
                           {"label": label, **ELIDED_STYLE}, (layer, steps[0]))
         return self.markers[layer]
@@ -235,7 +235,7 @@ class _Drawing:
         if node in self.port_count:
             attributes = {**attributes, "label": with_out_ports(
                 attributes["label"], self.port_count[node], self.rankdir)}
-        return f"{node} {_attrs(attributes)}"
+        return f"{node} {attrs(attributes)}"
 
     def cluster_lines(self):
         """Top-level nodes, then nested ``subgraph cluster_N`` blocks, written depth
@@ -251,8 +251,8 @@ class _Drawing:
                 continue
             lines.append(f"{indent}subgraph cluster_{count} {{")
             count += 1
-            lines.append(f'{indent}\tlabel="{_escape(scope.rsplit("/", 1)[-1])}" '
-                         f'{_attrs(CLUSTER_STYLE)[1:-1]}')
+            lines.append(f'{indent}\tlabel="{quoted(scope.rsplit("/", 1)[-1])}" '
+                         f'{attrs(CLUSTER_STYLE)[1:-1]}')
             lines += [indent + "\t" + self.node_line(node) for node in self.clusters[scope]]
             stack.append((True, scope))
             stack.extend((False, child) for child in reversed(self.children[scope]))
@@ -370,7 +370,7 @@ class _Drawing:
                 tail, head) in self.tail_port else tail
             target = f"{head}:{port}" if port else head
             lines.append(f"{source} -> {target}" +
-                         (f" {_attrs(attributes)}" if attributes else ""))
+                         (f" {attrs(attributes)}" if attributes else ""))
         return lines
 
     def step_order_lines(self, counts):
@@ -477,7 +477,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     order = topological_order(root)
     norms, grad_range = {}, None
     if show_grads:
-        norms = _grad_norms(order)
+        norms = grad_norms(order)
         if not any(order[i].op is not None for i in norms) and (
                 not norms or any(t.op is not None for t in order)):
             raise ValueError("show_grads=True needs the gradients of the graph's tensors: "
@@ -496,8 +496,8 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     drawing.sibling_order(counts, step_lines)
     parameters = {drawing.node_of[i] for i, t in enumerate(order) if isinstance(t, Parameter)}
 
-    body = [f'label="{_escape(title)}" labelloc="t" fontsize="16"'] if title else []
-    legend = _legend(drawing.roles, grad_range, drawing.has_no_grad, bool(drawing.markers))
+    body = [f'label="{quoted(title)}" labelloc="t" fontsize="16"'] if title else []
+    legend = ops_legend(drawing.roles, grad_range, drawing.has_no_grad, bool(drawing.markers))
     body.append(f"legend [shape=plaintext fontsize=10 label={legend}]")
     # tied to the root, the legend sits just below the graph instead of beside it as a
     # component of its own, which widened every picture by its width

@@ -39,7 +39,8 @@ import re
 
 from ..nn import Parameter
 from ..timesteps import TimeSteps, same_entry
-from .style import MAX_DETAIL, ROLES, _attrs, _escape, _is_dark, digraph, log_range
+from .labels import attrs, quoted
+from .style import MAX_DETAIL, ROLES, digraph, is_dark, log_range
 from .steps_view import (EDGE_GREY, check_grads, describe, grad_colour, grad_norm, listed,
                          no_steps, scale_legend, shape_text)
 
@@ -119,7 +120,7 @@ def _label(tensor, detail, show_shapes, separator):
         parts.append(f"{tensor.data.item():.4g}" if tensor.data.size == 1 else "input")
     if show_shapes and tensor.data.size > 1:
         parts.append(shape_text(tensor.shape))
-    return "\\n".join(_escape(p) for p in parts)
+    return "\\n".join(quoted(p) for p in parts)
 
 
 def _run(node):
@@ -238,9 +239,9 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             attributes["penwidth"] = "2"
             attributes["fillcolor"] = colour or "#ffffff"
             has_no_grad |= colour is None
-            if colour and _is_dark(colour):
+            if colour and is_dark(colour):
                 attributes["fontcolor"] = "#ffffff"
-        line = f"{node} {_attrs(attributes)}"
+        line = f"{node} {attrs(attributes)}"
         if node.startswith("r"):
             boxes[r].append(line)
             meaning[node] = {"kind": "step tensor", "layer": runs[r][0],
@@ -250,7 +251,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             outside.append(line)
             meaning[node] = {"kind": "tensor", "tensors": [index[id(first)]]}
 
-    body = [f'label="{_escape(title)}" labelloc="t" fontsize="16"'] if title else []
+    body = [f'label="{quoted(title)}" labelloc="t" fontsize="16"'] if title else []
     rows = [(ROLES[r][1 if show_grads else 0], r + (" (border)" if show_grads else ""))
             for r in ROLES if r in roles]
     rows.append(("#ffffff", "dashed box: steps drawn once"))
@@ -265,7 +266,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     for layer, rs in layer_runs.items():
         body.append(f"subgraph cluster_{cluster} {{")
         cluster += 1
-        body.append(f'\tlabel="{_escape(layer or "steps")}" {_attrs(LAYER_STYLE)[1:-1]}')
+        body.append(f'\tlabel="{quoted(layer or "steps")}" {attrs(LAYER_STYLE)[1:-1]}')
         longest = max(rs, key=lambda r: len(runs[r][1]))
         for r in rs:
             steps = runs[r][1]
@@ -278,7 +279,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
                 what += ": " + _difference(steps[0], runs[longest][1][0], r == longest)
             body.append(f"\tsubgraph cluster_{cluster} {{")
             cluster += 1
-            body.append(f'\t\tlabel="{_escape(what)}" {_attrs(RUN_STYLE)[1:-1]}')
+            body.append(f'\t\tlabel="{quoted(what)}" {attrs(RUN_STYLE)[1:-1]}')
             body += ["\t\t" + line for line in boxes[r]]
             body.append("\t}")
         body.append("}")
@@ -304,7 +305,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         elif count > 1 and tail.split("_")[0] != head.split("_")[0]:
             text = f"\u00d7{count}"  # inside a run every edge stands for every step
         if text:
-            attributes["label"] = _escape(text)
+            attributes["label"] = quoted(text)
         if operand:
             attributes["taillabel" if back else "headlabel"] = str(operand)
         if back:  # written from the user to the maker, drawn with the arrow reversed:
@@ -313,7 +314,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         elif "color" not in attributes:
             parameter = isinstance(members[tail][0], Parameter)
             attributes["color"] = ROLES["parameter"][1] if parameter else EDGE_GREY
-        body.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))
+        body.append(f"{tail} -> {head}" + (f" {attrs(attributes)}" if attributes else ""))
 
     picture = digraph(
         "minigrad_rolled", body,

@@ -27,7 +27,6 @@ Node ids (``node_ids(root)`` returns the same, mapping each to what it stands fo
 - ``hidden{j}`` the steps of layer j left out by ``keep_steps``;
 - ``root``      the root, when it is made after the steps; ``legend``.
 """
-import html
 import math
 
 import numpy as np
@@ -35,7 +34,8 @@ import numpy as np
 from ..nn import Parameter
 from ..timesteps import TimeSteps
 from . import ops_view
-from .style import ROLES, _attrs, _escape, _scale_colour, digraph, log_range, scale_steps
+from .labels import attrs, html_text, quoted
+from .style import ROLES, digraph, log_range, scale_colour, scale_steps
 
 DEFAULT_RANKDIR = "LR"
 
@@ -80,7 +80,7 @@ def grad_colour(norm, grad_range):
     if math.isfinite(norm) and grad_range is not None and grad_range[1] > grad_range[0]:
         low, high = grad_range
         fraction = (math.log10(norm) - low) / (high - low)
-    return _scale_colour(fraction)
+    return scale_colour(fraction)
 
 
 def describe(tensor):
@@ -106,7 +106,7 @@ def scale_legend(title, grad_range, rows=(), has_no_grad=False, per_row=2):
     ``per_row`` entries to a line (2: a legend no taller than a few nodes)."""
 
     def entry(swatch, text):
-        return f'<td {swatch} width="16"> </td><td align="left">{html.escape(text)}</td>'
+        return f'<td {swatch} width="16"> </td><td align="left">{html_text(text)}</td>'
 
     def lines(entries):
         return "".join("<tr>" + "".join(entries[k:k + per_row]) + "</tr>"
@@ -115,11 +115,11 @@ def scale_legend(title, grad_range, rows=(), has_no_grad=False, per_row=2):
     span = 2 * per_row
     cells = lines([entry(f'bgcolor="{fill}"', text) for fill, text in rows])
     if grad_range is not None:
-        scale = [entry(f'bgcolor="{_scale_colour(fraction)}"', text)
+        scale = [entry(f'bgcolor="{scale_colour(fraction)}"', text)
                  for fraction, text in scale_steps(*grad_range)]
         if has_no_grad:
             scale.append(entry('bgcolor="#ffffff"', NO_GRAD_NOTE))
-        cells += (f'<tr><td colspan="{span}" align="left"><b>{html.escape(title)}</b></td></tr>'
+        cells += (f'<tr><td colspan="{span}" align="left"><b>{html_text(title)}</b></td></tr>'
                   + lines(scale))
     return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
             f'<tr><td colspan="{span}"><b>legend</b></td></tr>' + cells + "</table>>")
@@ -215,7 +215,7 @@ class _Drawing:
                                         for t in s.state_out)  # what the edges carry
 
     def node(self, node, attributes, column, meaning):
-        self.nodes.append(f"{node} {_attrs(attributes)}")
+        self.nodes.append(f"{node} {attrs(attributes)}")
         if column is not None:
             self.columns.setdefault(column, []).append(node)
         self.meaning[node] = meaning
@@ -226,10 +226,10 @@ class _Drawing:
         if self.flip:
             tail, head = head, tail
             attributes["dir"] = "back"
-        self.edges.append(f"{tail} -> {head}" + (f" {_attrs(attributes)}" if attributes else ""))
+        self.edges.append(f"{tail} -> {head}" + (f" {attrs(attributes)}" if attributes else ""))
 
     def edge(self, tail, head, attributes):
-        self.edges.append(f"{tail} -> {head} {_attrs(attributes)}")
+        self.edges.append(f"{tail} -> {head} {attrs(attributes)}")
 
     def ports(self, k, count):
         """Where the k-th of ``count`` state edges leaves and enters its steps: with two
@@ -246,7 +246,7 @@ class _Drawing:
         ``backwards``: from step t + 1 to step t (a layer running backwards in time),
         written from t to t + 1 with the arrow reversed, so that dot still lays the
         row out in time order, aligned with the other layers."""
-        attributes = {**(ports or {}), "label": _escape(describe(tensor)), "color": EDGE_GREY}
+        attributes = {**(ports or {}), "label": quoted(describe(tensor)), "color": EDGE_GREY}
         if backwards:
             tail, head = head, tail
             attributes["dir"] = "back"
@@ -258,9 +258,9 @@ class _Drawing:
             colour = grad_colour(norm, self.grad_range)
             if colour is None:
                 self.has_no_grad = True
-                attributes["label"] = _escape(f"{describe(tensor)}{self.gap}{NO_GRAD_NOTE}")
+                attributes["label"] = quoted(f"{describe(tensor)}{self.gap}{NO_GRAD_NOTE}")
             else:
-                attributes["label"] = _escape(f"{describe(tensor)}{self.gap}{norm:.2g}")
+                attributes["label"] = quoted(f"{describe(tensor)}{self.gap}{norm:.2g}")
                 attributes["color"] = f"{EDGE_GREY}:{colour}:{colour}:{EDGE_GREY}"
                 attributes["penwidth"] = "1.2"
         if dashed:
@@ -275,13 +275,13 @@ class _Drawing:
             if self.show_grads and p.grad is not None:
                 text += f"  |grad| {grad_norm(p):.2g}"
             lines.append(text)
-        label = _escape(lines[0]) + "\\n" + "\\l".join(_escape(x) for x in lines[1:]) + "\\l"
+        label = quoted(lines[0]) + "\\n" + "\\l".join(quoted(x) for x in lines[1:]) + "\\l"
         self.node(f"layer{j}", {"label": label, **HEADER_STYLE}, "header",
                   {"kind": "layer", "layer": layer, "steps": len(steps)})
 
     def step(self, step, order_index):
         node = self.ids[id(step)]
-        attributes = {"label": _escape(f"t{step.t}"), **STEP_STYLE}
+        attributes = {"label": quoted(f"t{step.t}"), **STEP_STYLE}
         if any(t is self.structure.root for t in step.tensors):
             attributes["fillcolor"], attributes["color"] = ROLES["output"]
         self.node(node, attributes, ("t", step.t),
@@ -294,7 +294,7 @@ class _Drawing:
             # A layer running backwards in time starts at its last step: its initial
             # state enters from the far end of the row, not from beside the header.
             backwards = step.next is not None and step.next.t < step.t
-            self.node(f"init{index}", {"label": "\\n".join(_escape(x) for x in initial),
+            self.node(f"init{index}", {"label": "\\n".join(quoted(x) for x in initial),
                                        **SIDE_STYLE, "fillcolor": fill, "color": border},
                       None if backwards else "header",
                       {"kind": "initial state", "layer": step.layer, "t": step.t})
@@ -303,8 +303,8 @@ class _Drawing:
             else:
                 self.edge(f"init{index}", node, {"color": border})
         if inputs:
-            label = _escape(listed(inputs)) if len(inputs) > MAX_LISTED else \
-                "\\n".join(_escape(x) for x in inputs)
+            label = quoted(listed(inputs)) if len(inputs) > MAX_LISTED else \
+                "\\n".join(quoted(x) for x in inputs)
             fill, border = ROLES["input"]
             self.node(f"in{index}", {"label": label, **SIDE_STYLE, "fillcolor": fill,
                                      "color": border}, ("t", step.t),
@@ -313,7 +313,7 @@ class _Drawing:
         outputs = _step_outputs(self.structure, step)
         if outputs:
             fill, border = ROLES["output"]
-            label = "\\n".join(_escape(x) for x in outputs[:MAX_LISTED])
+            label = "\\n".join(quoted(x) for x in outputs[:MAX_LISTED])
             self.node(f"out{index}", {"label": label, **SIDE_STYLE, "fillcolor": fill,
                                       "color": border}, ("t", step.t),
                       {"kind": "outputs", "layer": step.layer, "t": step.t})
@@ -321,7 +321,7 @@ class _Drawing:
 
     def marker(self, j, layer, steps):
         first, last = steps[0].t, steps[-1].t
-        self.node(f"hidden{j}", {"label": _escape(f"t{first} ... t{last}\n{len(steps)} steps"
+        self.node(f"hidden{j}", {"label": quoted(f"t{first} ... t{last}\n{len(steps)} steps"
                                                   "\nnot drawn"), **HIDDEN_STYLE},
                   ("hidden", 0), {"kind": "hidden", "layer": layer, "t": [s.t for s in steps]})
 
@@ -353,7 +353,7 @@ class _Drawing:
                 markers = tail.startswith("hidden") + head.startswith("hidden")
                 if tail == head or (markers == 2 and (tail, head) in between_markers):
                     continue
-                attributes = {"label": _escape(listed(describe(t) for t in tensors)),
+                attributes = {"label": quoted(listed(describe(t) for t in tensors)),
                               "color": EDGE_GREY}
                 if markers:
                     attributes["style"] = "dashed"
@@ -419,7 +419,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     in_steps = id(root) in structure.step_at
     if not in_steps:
         fill, border = ROLES["output"]
-        drawing.node("root", {"label": _escape(_root_line(structure)), **SIDE_STYLE,
+        drawing.node("root", {"label": quoted(_root_line(structure)), **SIDE_STYLE,
                               "fillcolor": fill, "color": border, "fontsize": "10"},
                      None, {"kind": "root", "tensors": [order_index[id(root)]]})
         last_t = max(s.t for s in structure.steps)
@@ -429,7 +429,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         if not any(n.startswith("out") for n in drawing.columns.get(("t", last_t), [])):
             drawing.edge(drawing.columns[("t", last_t)][0], "root", {"style": "invis"})
 
-    body = [f'label="{_escape(title)}" labelloc="t" fontsize="16"'] if title else []
+    body = [f'label="{quoted(title)}" labelloc="t" fontsize="16"'] if title else []
     rows = [(STEP_STYLE["fillcolor"], "time step (one node)"),
             (ROLES["input"][0], "taken from outside the steps"),
             (ROLES["output"][0], "given to the rest of the graph"),

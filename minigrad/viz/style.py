@@ -5,10 +5,11 @@ Each view (``ops_view``, ``steps_view``, ``rolled_view``) builds its DOT stateme
 line from these pieces, so a tensor, an op, a cluster and a gradient colour look the same
 in every picture.
 """
-import html
 import math
 
 import numpy as np
+
+from .labels import html_text
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
 
@@ -60,82 +61,13 @@ def digraph(name, body, graph_attr, node_attr=None, edge_attr=None):
                             edge_attr=edge_attr or {})
 
 
-# -- escaping -----------------------------------------------------------------------------
-# Inside a quoted DOT string only \" is an escape of the DOT lexer; Graphviz then reads
-# \n, \l, \r as line breaks and \\ as one backslash, and decodes HTML entities: "&amp;"
-# is drawn as "&", so a literal & must be written &amp;. HTML-like labels <...> are
-# XML-like text: & < > " escaped as entities, line breaks as <br/>.
-
-class HTML(str):
-    """An HTML-like label: written as ``<...>``, not as a quoted string."""
-
-
-def _escape(text):
-    """``text`` as the inside of a quoted DOT label that shows exactly ``text``."""
-    return (str(text).replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
-            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n"))
-
-
-def _html(text):
-    """``text`` as the inside of an HTML-like label: entities, and <br/> for newlines.
-    (Runs of spaces collapse to one there, as in HTML.)"""
-    lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "<br/>".join(html.escape(line) for line in lines)
-
-
-def _attrs(attributes):
-    """``[key="value" ...]``; values are already escaped (labels) or plain words; an
-    ``HTML`` value is written between angle brackets."""
-    return "[" + " ".join(f"{key}=<{value}>" if isinstance(value, HTML) else
-                          f'{key}="{value}"' for key, value in attributes.items()) + "]"
-
-
-def html_table(cells, across, rules=True, cellpadding=2):
-    """An HTML-like table of ``cells`` (each the inside of a <td>, or (inside, port)),
-    side by side when ``across``, one above the other otherwise, with thin rules
-    between them when ``rules``."""
-    tds = [f'<td port="{c[1]}">{c[0]}</td>' if isinstance(c, tuple) else f"<td>{c}</td>"
-           for c in cells]
-    rows = "<tr>" + "".join(tds) + "</tr>" if across else "".join(
-        f"<tr>{td}</tr>" for td in tds)
-    rule = (' columns="*"' if across else ' rows="*"') if rules else ""
-    return HTML(f'<table border="0" cellborder="0" cellspacing="0" '
-                f'cellpadding="{cellpadding}"{rule}>{rows}</table>')
-
-
-def with_out_ports(table, count, rankdir):
-    """``table`` with ``count`` tiny ports o0, o1, ... in a row (a column for LR and RL)
-    on the side the edges leave from, in order.
-
-    An edge that leaves from a port is ordered by the port's position when Graphviz
-    reduces crossings, even inside a cluster, where it ignores ``ordering=out`` and the
-    order of invisible edges within a rank: this is what keeps the users of a tensor in
-    creation order.
-    """
-    if count == 0:
-        return table
-    ports = [f'<td port="o{k}" width="3" height="1" fixedsize="true"></td>'
-             for k in range(count)]
-    across = rankdir in ("TB", "BT")
-    strip = ("<tr>" + "".join(ports) + "</tr>" if across else
-             "".join(f"<tr>{port}</tr>" for port in ports))
-    strip = f'<table border="0" cellborder="0" cellspacing="0" cellpadding="0">{strip}</table>'
-    inner = f"<td>{table}</td>"
-    rows = {"TB": f"<tr>{inner}</tr><tr><td>{strip}</td></tr>",
-            "BT": f"<tr><td>{strip}</td></tr><tr>{inner}</tr>",
-            "LR": f"<tr>{inner}<td>{strip}</td></tr>",
-            "RL": f"<tr><td>{strip}</td>{inner}</tr>"}[rankdir]
-    return HTML(f'<table border="0" cellborder="0" cellspacing="0" cellpadding="0">{rows}'
-                "</table>")
-
-
 # -- colours ------------------------------------------------------------------------------
 
 def _rgb(hex_colour):
     return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
-def _scale_colour(fraction):
+def scale_colour(fraction):
     """The colour at ``fraction`` in [0, 1] along GRAD_SCALE."""
     position = min(max(fraction, 0.0), 1.0) * (len(GRAD_SCALE) - 1)
     low = min(int(position), len(GRAD_SCALE) - 2)
@@ -165,13 +97,13 @@ def scale_steps(low, high, count=5):
     return [(fraction, text) for text, fraction in shown.items()]
 
 
-def _is_dark(hex_colour):
+def is_dark(hex_colour):
     """True when white text reads better than black on this fill (relative luminance)."""
     r, g, b = (c / 255 for c in _rgb(hex_colour))
     return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45
 
 
-def _grad_norms(order):
+def grad_norms(order):
     """{index in order: Frobenius norm of .grad} for tensors holding a gradient."""
     norms = {}
     for index, tensor in enumerate(order):
@@ -187,7 +119,7 @@ def log_range(values):
     return (min(logs), max(logs)) if logs else None
 
 
-def _legend(roles, grad_range, has_no_grad, has_elided):
+def ops_legend(roles, grad_range, has_no_grad, has_elided):
     """An HTML-like table explaining the colours and stating the range of the scale.
 
     Wide and short, one line for the roles and one for the gradient scale: the legend
@@ -196,9 +128,9 @@ def _legend(roles, grad_range, has_no_grad, has_elided):
     """
     def line(title, items):
         cells = "".join(f'<td {swatch} border="1" width="14"> </td>'
-                        f'<td align="left">{html.escape(text)}</td>' for swatch, text in items)
+                        f'<td align="left">{html_text(text)}</td>' for swatch, text in items)
         return (f'<tr><td><table border="0" cellborder="0" cellspacing="2" cellpadding="1">'
-                f'<tr><td align="left"><b>{html.escape(title)}</b></td>{cells}</tr></table>'
+                f'<tr><td align="left"><b>{html_text(title)}</b></td>{cells}</tr></table>'
                 "</td></tr>")
 
     part = "fill" if grad_range is None else "border"
@@ -210,7 +142,7 @@ def _legend(roles, grad_range, has_no_grad, has_elided):
     lines = [line("legend", items)]
     if grad_range is not None:
         steps = scale_steps(*grad_range)[::-1]  # pale to dark, left to right
-        items = [(f'bgcolor="{_scale_colour(fraction)}"', text) for fraction, text in steps]
+        items = [(f'bgcolor="{scale_colour(fraction)}"', text) for fraction, text in steps]
         if has_no_grad:
             items.append((f'bgcolor="{NO_GRAD_FILL}"', "no or zero gradient"))
         span = f", range {steps[0][1]} to {steps[-1][1]}" if len(steps) > 1 else ""
