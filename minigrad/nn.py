@@ -508,6 +508,9 @@ def cross_entropy(logits, target, *, ignore_index=None):
     ignored the result is NaN, as there. Built from ``log_softmax`` (finite for logits
     of any size), one integer-array index and a mean. Any other index outside [0, C)
     raises ValueError rather than wrapping around as numpy's would.
+
+    With ``ignore_index`` the positions kept are chosen from the target's values, so
+    the graph depends on them: ``mg.compile`` cannot replay it for another target.
     """
     logits = logits if isinstance(logits, Tensor) else Tensor(logits)
     if logits.ndim == 0 or logits.shape[-1] == 0:
@@ -526,6 +529,9 @@ def cross_entropy(logits, target, *, ignore_index=None):
                          f"per position (the class axis of the logits is last)")
     if target.ndim == 0:  # one position, (C,) logits: as a batch of one
         logits, target = logits.reshape(1, classes), target.reshape(1)
-    keep = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
-    picked = ops.log_softmax(logits, axis=-1)[np.nonzero(keep) + (target[keep],)]
-    return -ops.mean(picked)
+    if ignore_index is None:  # the target array itself indexes (mg.compile rebinds it)
+        index = np.indices(target.shape, sparse=True) + (target,)
+    else:  # the kept positions depend on the target's values
+        keep = target != ignore_index
+        index = np.nonzero(keep) + (target[keep],)
+    return -ops.mean(ops.log_softmax(logits, axis=-1)[index])
