@@ -1,42 +1,114 @@
-"""The README's code runs and says what it claims."""
+"""The README and the docs/ pages: their Python runs and prints what its comments say, and
+their relative links lead to files that exist.
+
+Every ```python block of README.md and docs/*.md runs, each in a fresh namespace in a
+temporary directory; a fragment not meant to run is fenced ```python no-run. CHECKS adds
+what a block promises beyond running.
+"""
 import contextlib
 import io
-import pathlib
 import re
+from pathlib import Path
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINKED_PAGES = PAGES + [ROOT / "README.zh-CN.md"]
+FENCE = re.compile(r"^```(\S*)([^\n]*)\n(.*?)^```", re.S | re.M)
 
 
-def block_under(heading):
-    """The first Python block of the README section titled ``heading``."""
-    section = README.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+def python_blocks(page):
+    """(heading, code) of each block to run: the heading is the section's (## or #) title."""
+    text = page.read_text(encoding="utf-8")
+    blocks = []
+    for match in FENCE.finditer(text):
+        language, info, code = match.groups()
+        if language == "python" and "no-run" not in info.split():
+            headings = re.findall(r"^#+ (.+)$", text[:match.start()], flags=re.M)
+            blocks.append((headings[-1], code))
+    return blocks
 
 
-def run(code):
-    namespace, out = {}, io.StringIO()
+BLOCKS = [(page, heading, code) for page in PAGES for heading, code in python_blocks(page)]
+
+
+def run(code, page):
+    namespace, out = {"__name__": "__readme__"}, io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, str(README), "exec"), namespace)
+        exec(compile(code, str(page), "exec"), namespace)
     return namespace, out.getvalue().splitlines()
 
 
-def test_the_ten_line_example_prints_what_its_comments_say():
-    code = block_under("Ten lines")
-    expected = [line.split("#", 1)[1].strip() for line in code.splitlines()
-                if line.startswith("print(") and "#" in line]
-    _, printed = run(code)
+def printed_as_commented(code, printed):
+    """Each ``print(...)  # text`` line printed ``text`` (up to a double space, after
+    which a comment may explain)."""
+    expected = [line.split("#", 1)[1].strip().split("  ")[0] for line in code.splitlines()
+                if line.lstrip().startswith("print(") and "#" in line]
     assert printed == expected
 
 
-def test_the_lstm_example_trains(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # it saves lstm.npz
-    namespace, _ = run(block_under("An LSTM, trained"))
+def lstm_trains(code, namespace, printed, directory):
     assert namespace["loss"].item() < 0.05
-    assert (tmp_path / "lstm.npz").exists()
+    assert (directory / "lstm.npz").exists()
 
 
-def test_the_classifier_example_learns_and_names_its_layers():
-    namespace, printed = run(block_under("A classifier"))
+def classifier_learns(code, namespace, printed, directory):
     assert printed[0] == "layers.0.weight"
     assert float(printed[1]) > 0.95  # three classes: chance is about 0.4
     assert len(namespace["model"].parameters()) == 4  # both layers registered
+
+
+def drawings_written(code, namespace, printed, directory):
+    assert printed == ["Digraph"]
+    for name in ("lstm_ops.svg", "lstm_steps.svg", "lstm_rolled.svg"):
+        assert (directory / name).read_text(encoding="utf-8").rstrip().endswith("</svg>")
+    assert (directory / "lstm.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert (directory / "lstm.gif").read_bytes()[:6] == b"GIF89a"
+
+
+CHECKS = {
+    ("README.md", "Ten lines"): lambda code, ns, printed, d: printed_as_commented(code, printed),
+    ("README.md", "An LSTM, trained"): lstm_trains,
+    ("README.md", "A classifier"): classifier_learns,
+    ("engine.md", "The engine: how backward works"):
+        lambda code, ns, printed, d: printed_as_commented(code, printed),
+    ("drawing.md", "Drawing the graph"): drawings_written,
+}
+
+
+@pytest.mark.parametrize("page, heading, code", BLOCKS,
+                         ids=[f"{p.name}:{h}" for p, h, _ in BLOCKS])
+def test_every_python_block_runs_and_keeps_its_promises(page, heading, code, tmp_path,
+                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)  # blocks write files (lstm.npz, drawings)
+    namespace, printed = run(code, page)
+    check = CHECKS.get((page.name, heading))
+    if check is not None:
+        check(code, namespace, printed, tmp_path)
+
+
+def test_every_check_has_its_block():
+    """A renamed heading must not silently drop what its block is checked for."""
+    assert set(CHECKS) <= {(page.name, heading) for page, heading, _ in BLOCKS}
+
+
+def relative_links(page):
+    """Targets of the page's Markdown links and images that are paths, not URLs."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))  # code is not a link
+    targets = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", text)
+    return [t.split("#")[0] for t in targets
+            if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+@pytest.mark.parametrize("page", LINKED_PAGES, ids=lambda p: p.name)
+def test_every_relative_link_leads_to_a_file(page):
+    links = relative_links(page)
+    assert links, f"{page.name} links nowhere: is the pattern still right?"
+    missing = [t for t in links if not (page.parent / t).exists()]
+    assert missing == [], f"{page.name} links to missing files: {missing}"
+
+
+def test_the_english_and_chinese_front_pages_link_to_each_other():
+    assert "README.zh-CN.md" in relative_links(ROOT / "README.md")
+    assert "README.md" in relative_links(ROOT / "README.zh-CN.md")
