@@ -54,11 +54,9 @@ def predict(model, x, batch=128):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with lesson.text_output(args.json):  # --json -: the text to stderr, the JSON to stdout
-        record = run(args)
-    lesson.write_json(args.json, record)
-    return 0
+    """Parse the flags, run the lesson (its text on stdout, or stderr with --json -), then
+    write the JSON record."""
+    return lesson.run_script(parse_args, run, argv)
 
 
 def run(args):

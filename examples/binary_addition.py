@@ -33,11 +33,9 @@ TRAINING = ("cell", "hidden", "steps", "batch_size", "lr", "loss_target", "state
 
 
 def main(argv=None, task="addition"):
-    args = parse_args(argv, task)
-    with lesson.text_output(args.json):  # --json -: the text to stderr, the JSON to stdout
-        record = run(args)
-    lesson.write_json(args.json, record)
-    return 0
+    """Parse the flags, run the lesson (its text on stdout, or stderr with --json -), then
+    write the JSON record."""
+    return lesson.run_script(lambda argv: parse_args(argv, task), run, argv)
 
 
 def run(args):

@@ -177,14 +177,12 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with lesson.text_output(args.json):  # --json -: the text to stderr, the JSON to stdout
-        record = run()
-    lesson.write_json(args.json, record)
-    return 0 if record["as_described"] else 1
+    """Exit status 0 when everything came out as described, 1 otherwise."""
+    return lesson.run_script(parse_args, run, argv,
+                             status=lambda record: 0 if record["as_described"] else 1)
 
 
-def run():
+def run(args):
     """Both parts, printed as they go; returns the JSON record."""
     print("Part 1: every gradient of a 2-layer LSTM (input 3, hidden 4, batch 2) over T = 4 "
           "steps,\nfrom a random non-zero initial state, against central differences "

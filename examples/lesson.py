@@ -6,13 +6,16 @@ the plot, the JSON record. The training loops stay in the scripts.
 
     import lesson
 
-    parser = lesson.Parser("my_example.py", "What the script teaches, in one sentence.")
-    parser.add_argument("--steps", type=lesson.positive_int, default=500, help="...")
-    lesson.add_output_flags(parser, out="runs/mine")   # --seed --out --json --quiet
-    args = parser.parse_args()       # bad flags: one line on stderr, exit status 2
-    "steps" in args.given            # True when --steps was on the command line
-    parser.refuse_overwrite(weights_path, config, read_config)  # never replace another run
-    with lesson.text_output(args.json):   # --json -: print() goes to stderr meanwhile
+    def parse_args(argv=None):
+        parser = lesson.Parser("my_example.py", "What the script teaches, in one sentence.")
+        parser.add_argument("--steps", type=lesson.positive_int, default=500, help="...")
+        lesson.add_output_flags(parser, out="runs/mine")   # --seed --out --json --quiet
+        args = parser.parse_args(argv)   # bad flags: one line on stderr, exit status 2
+        "steps" in args.given            # True when --steps was on the command line
+        parser.refuse_overwrite(weights_path, config, read_config)  # never replace a run
+        return args
+
+    def run(args):                   # the lesson: prints as it goes, returns the JSON record
         history = lesson.History()   # the loss, its moving average, accuracies, evaluations
         bar = lesson.progress(args.steps, "training", quiet=args.quiet)
         for step in range(args.steps):
@@ -22,11 +25,14 @@ the plot, the JSON record. The training loops stay in the scripts.
             bar.update()
         bar.close()
         history.plot(os.path.join(args.out, "training.png"), "title")  # or plot_training
-    lesson.write_json(args.json, {"task": "mine", ...})   # --json -: the standard output
+        return {"task": "mine", ...}
+
+    def main(argv=None):
+        return lesson.run_script(parse_args, run, argv)
 
 With ``--json -`` the standard output carries the JSON alone, so a script's text must go
-to stderr while it runs: the scripts print inside ``text_output`` and write the JSON
-after it.
+to stderr while it runs: ``run_script`` runs the lesson inside ``text_output`` and
+writes the JSON after it.
 """
 import argparse
 import contextlib
@@ -37,7 +43,7 @@ import sys
 
 __all__ = ["Parser", "positive_int", "nonnegative_int", "positive_float", "nonnegative_float",
            "bounded_int", "add_output_flags", "progress", "figure", "save_figure",
-           "plot_training", "History", "text_output", "write_json"]
+           "plot_training", "History", "run_script", "text_output", "write_json"]
 
 
 # -- the command line ----------------------------------------------------------------------
@@ -279,6 +285,17 @@ class History:
         """``plot_training`` of these curves; ``labels``: its label and target options."""
         return plot_training(path, title, self.losses, smoothed=self.smoothed,
                              accuracy=self.accuracy or None, evals=self.evals, **labels)
+
+
+def run_script(parse_args, run, argv=None, status=None):
+    """A script's ``main``: ``args = parse_args(argv)``; ``record = run(args)``, printing
+    inside ``text_output``; the record written with ``write_json``. Returns the exit
+    status, ``status(record)`` (default 0)."""
+    args = parse_args(argv)
+    with text_output(args.json):
+        record = run(args)
+    write_json(args.json, record)
+    return 0 if status is None else status(record)
 
 
 @contextlib.contextmanager
