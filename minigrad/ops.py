@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .context import thread_state, ignore_numpy_errors, restore_numpy_errors
-from .tensor import Tensor, as_array, check_forward
+from .tensor import Tensor, as_array, check_forward, in_place_changes
 
 
 def unbroadcast(grad, shape):
@@ -50,20 +50,19 @@ class Op:
     were in forward. Each op class declares which: ``reads_input[i]`` lists the inputs
     whose gradient needs input ``i``'s value (Multiply: ``((1,), (0,))``, a's value
     for b's gradient), ``reads_output`` those whose gradient needs the output. A recorded
-    op notes its inputs' versions in ``self.versions``; ``check_versions``, called by
-    backward before ``backward``, refuses a value needed and changed since. Only what
+    op notes its inputs' versions in ``self.versions``, and in ``self.epoch`` the count of
+    all in-place changes so far; backward calls ``check_versions`` only when that count
+    has grown since (never in a plain forward-backward-step loop), and it refuses a value
+    needed and changed since. Only what
     this backward will read is checked, so ``x @ w`` with a constant ``x`` does not mind
     ``w`` changing (as in PyTorch, which saves only what the needed gradients use).
-    An op whose output is a view of its input (``makes_view``) shares that input's
-    version counter.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "out", "versions")
+    __slots__ = ("inputs", "needs_input_grad", "out", "versions", "epoch")
     label = "op"
     reads_input = ()
     reads_output = ()
     reads_saved = False  # set from the two above
-    makes_view = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -102,26 +101,24 @@ class Op:
         if settings.grad_enabled and True in needs:
             self.inputs = inputs
             self.needs_input_grad = needs
-            if self.reads_input:  # the one place versions are saved
-                self.versions = tuple([t._counter[0] for t in inputs])
-            result = Tensor._from_op(out, self, settings.scope)
-        else:
-            result = Tensor._from_op(out, None, settings.scope)
-        if self.makes_view and out.base is not None and np.may_share_memory(out, arrays[0]):
-            result._counter = inputs[0]._counter  # (reshape copies a non-contiguous input)
-        return result
+            if self.reads_saved:  # the one place versions are saved (ops of 1 or 2 inputs)
+                self.epoch = in_place_changes[0]
+                first = inputs[0]._counter[0]
+                self.versions = (first,) if len(inputs) == 1 else (first, inputs[1]._counter[0])
+            return Tensor._from_op(out, self, settings.scope)
+        return Tensor._from_op(out, None, settings.scope)
 
     def check_versions(self, out):
         """Raise RuntimeError if backward is about to read a value changed in place
         since forward: an input in ``reads_input``, or the output tensor ``out`` (made
         at version 0), for a gradient this backward computes. The one place versions
         are checked."""
-        needs = self.needs_input_grad
-        for i, readers in enumerate(self.reads_input):
-            tensor = self.inputs[i]
-            if tensor._counter[0] != self.versions[i] and True in [needs[j] for j in readers]:
-                raise _changed_in_place(self, out, f"input {i}", tensor, self.versions[i])
-        if out._counter[0] != 0 and True in [needs[j] for j in self.reads_output]:
+        if self.reads_input:
+            for i, (tensor, version) in enumerate(zip(self.inputs, self.versions)):
+                if tensor._counter[0] != version and True in [
+                        self.needs_input_grad[j] for j in self.reads_input[i]]:
+                    raise _changed_in_place(self, out, f"input {i}", tensor, version)
+        if out._counter[0] != 0 and True in [self.needs_input_grad[j] for j in self.reads_output]:
             raise _changed_in_place(self, out, "output", out, 0)
 
     def release(self):
@@ -135,6 +132,24 @@ class Op:
     def __repr__(self):
         detail = self.detail()
         return f"<op {self.label}{' ' + detail if detail else ''}>"
+
+
+class View(Op):
+    """Base of the ops whose output may share its input's memory (reshape, transpose,
+    slicing). Such an output shares its input's version counter, as in PyTorch, so an
+    in-place change through either is seen by a graph that saved the other."""
+
+    __slots__ = ()
+
+    def __call__(self, source):
+        result = Op.__call__(self, source)
+        out, data = result.data, source.data
+        # A view's base is the owner of its memory: data, or data's own base. Anything
+        # else (a reshape that had to copy, a fancy index) is checked in full.
+        if out.base is not None and (out.base is data or out.base is data.base
+                                     or np.may_share_memory(out, data)):
+            result._counter = source._counter
+        return result
 
 
 def _changed_in_place(op, out, role, tensor, saved):
@@ -433,9 +448,8 @@ class Mean(Sum):
         return super().backward(grad / count)
 
 
-class Reshape(Op):
+class Reshape(View):
     __slots__ = ("shape",)
-    makes_view = True
 
     def __init__(self, shape):
         self.shape = shape
@@ -450,9 +464,8 @@ class Reshape(Op):
         return str(self.shape)
 
 
-class Transpose(Op):
+class Transpose(View):
     __slots__ = ("axes",)
-    makes_view = True
 
     def __init__(self, axes=None):
         self.axes = axes
@@ -519,12 +532,11 @@ class IndexedGrad:
         return self.add_into(np.zeros(self.shape, dtype or self.values.dtype))
 
 
-class Slice(Op):
+class Slice(View):
     """``t[index]``. The gradient is zero outside the selected part, so it is returned
     as an ``IndexedGrad`` that backward adds into the input's gradient buffer."""
 
     __slots__ = ("index", "basic")
-    makes_view = True
 
     def __init__(self, index):
         index = index if type(index) is tuple else (index,)
@@ -1024,25 +1036,19 @@ def clip(x, low=None, high=None):
 def where(condition, a, b):
     """``a`` where ``condition`` holds, else ``b`` (all three broadcast together).
 
-    ``condition`` is a bool array (``x.data > 0``), or a Tensor of 0s and 1s (a mask);
-    it gets no gradient. ``a`` and ``b`` may be Tensors, arrays or numbers.
+    ``condition`` is a bool array (``x > 0``, ``x.data > 0``), or a Tensor of 0s and 1s
+    (a mask); it gets no gradient. ``a`` and ``b`` may be Tensors, arrays or numbers.
     """
     if isinstance(condition, Tensor):
         values = condition.data
         if not np.all((values == 0) | (values == 1)):
             raise ValueError("where: a Tensor condition must hold only 0 and 1 (a mask); "
-                             "compare first, e.g. x.data > 0")
+                             "compare first, e.g. x > 0")
         condition = values == 1
-    elif isinstance(condition, bool):
-        # What ``x == 0`` and ``x != 0`` give for a Tensor x (Python compares the objects,
-        # not their values): one bool that would silently pick a or b everywhere.
-        raise TypeError(f"where: condition is the Python bool {condition}, which is what "
-                        f"comparing a Tensor itself with == or != gives; compare its values "
-                        f"(x.data == 0), or pass np.bool_({condition}) if one bool is meant")
     else:
         condition = np.asarray(condition)
         if condition.dtype != bool:
-            raise ValueError(f"where: condition must be a bool array (such as x.data > 0), "
+            raise ValueError(f"where: condition must be a bool array (such as x > 0), "
                              f"got dtype {condition.dtype}")
     a, b = _operands(a, b)
     try:

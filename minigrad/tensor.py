@@ -18,6 +18,10 @@ from .context import SweepStep, thread_state, ignore_numpy_errors, restore_numpy
 # exist before its output, so sorting by serial number is a topological order.
 _serials = itertools.count()
 
+# How many in-place changes any tensor has had: backward checks an op's saved versions
+# only if this grew since the op's forward (see ``Op.check_versions``).
+in_place_changes = [0]
+
 
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
@@ -80,6 +84,7 @@ class Tensor:
     def _changed_in_place(self):
         """Count one in-place change (the only place versions grow)."""
         self._counter[0] += 1
+        in_place_changes[0] += 1
 
     # -- array-like attributes ---------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -106,6 +111,27 @@ class Tensor:
         """``3.0 in t``: whether any element equals it, as numpy and PyTorch answer (without
         this, Python would compare the sub-tensors themselves, never equal to a number)."""
         return bool((self.data == (value.data if isinstance(value, Tensor) else value)).any())
+
+    # -- comparisons: elementwise, like numpy's and PyTorch's ------------------------------
+    # They return a numpy bool array (0-d for 0-d operands, so ``if loss < 0.1:`` works)
+    # and build no graph. Hashing stays by identity, so tensors still key dicts and sets;
+    # to ask whether a list holds a tensor, compare identities (``any(t is x for x in
+    # xs)``): ``t in xs`` and ``xs.index(t)`` compare values.
+    __hash__ = object.__hash__
+
+    def _compare(self, other, ufunc):
+        if isinstance(other, Tensor):
+            other = other.data
+        elif not isinstance(other, (np.ndarray, np.generic, int, float, bool, list, tuple)):
+            return NotImplemented  # None, strings, ...: Python falls back to identity
+        return np.asarray(ufunc(self.data, other))
+
+    def __eq__(self, other): return self._compare(other, np.equal)
+    def __ne__(self, other): return self._compare(other, np.not_equal)
+    def __lt__(self, other): return self._compare(other, np.less)
+    def __le__(self, other): return self._compare(other, np.less_equal)
+    def __gt__(self, other): return self._compare(other, np.greater)
+    def __ge__(self, other): return self._compare(other, np.greater_equal)
 
     def __float__(self):
         return float(self._one_element("float"))
@@ -361,6 +387,7 @@ def backpropagate(root, grad, retain_graph=False, retain_grads=False):
     """
     settings = thread_state.settings
     watched = settings.detect_anomaly or settings.recorder is not None
+    changes = in_place_changes[0]
     pending = {id(root): grad}
     owned = set()  # nodes whose pending gradient is a buffer of this sweep's own
     heap = [(-root.serial, root)]
@@ -384,7 +411,7 @@ def backpropagate(root, grad, retain_graph=False, retain_grads=False):
             inputs = op.inputs
             if inputs is None:
                 raise released_error(node, "backward")
-            if op.reads_saved:
+            if op.reads_saved and op.epoch != changes:
                 op.check_versions(node)
             grads = op.backward(grad)
             if watched:

@@ -167,7 +167,7 @@ def test_where_takes_a_mask_tensor_lists_and_numbers():
 def test_where_mistakes_get_clear_errors():
     x = leaf([1.0, 2.0])
     with pytest.raises(ValueError, match=r"where: condition must be a bool array \(such as "
-                                         r"x.data > 0\), got dtype float64"):
+                                         r"x > 0\), got dtype float64"):
         mg.where(np.array([0.0, 1.0]), x, 0.0)
     with pytest.raises(ValueError, match=r"where: a Tensor condition must hold only 0 and 1"):
         mg.where(mg.Tensor([0.5, 1.0]), x, 0.0)

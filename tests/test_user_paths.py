@@ -384,16 +384,12 @@ def test_the_mean_of_many_float16_values_neither_overflows_nor_vanishes():
     np.testing.assert_allclose(x.grad, 1e-5, rtol=1e-2)
 
 
-# -- where given what comparing a Tensor itself gives ----------------------------------------
+# -- comparisons are elementwise, so they make where's condition ---------------------------
 
-def test_where_refuses_the_bool_that_comparing_a_tensor_itself_gives():
-    # x == 0 compares the objects (False) and x != 0 too (True): where then silently took
-    # b (or a) everywhere.
+def test_where_takes_the_mask_a_comparison_gives():
     x = leaf([0.0, 1.0, 0.0])
-    for condition in (x == 0, x != 0):
-        with pytest.raises(TypeError, match=r"x\.data == 0"):
-            mg.where(condition, x, 5.0)
-    np.testing.assert_array_equal(mg.where(x.data == 0, x, 5.0).data, [0.0, 5.0, 0.0])
+    np.testing.assert_array_equal(mg.where(x == 0, x, 5.0).data, [0.0, 5.0, 0.0])
+    np.testing.assert_array_equal(mg.where(x != 0, x, 5.0).data, [5.0, 1.0, 5.0])
     np.testing.assert_array_equal(mg.where(np.bool_(True), x, 5.0).data, x.data)
 
 

@@ -1,0 +1,85 @@
+"""Places where the engine used to be silently wrong: a dropped parameter, comparisons by
+identity, infinite logits, edge values of relu and power, float16 overflow warnings,
+the dtype of 0-d operands, a one-step graph's state."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.models import LSTM
+
+# -- a parameter never silently stops being trained or saved ------------------------------
+
+
+@pytest.mark.parametrize("value", [np.ones((2, 1)), mg.Tensor(np.ones((2, 1))), 1.0,
+                                   [[1.0], [1.0]]])
+def test_assigning_anything_but_a_parameter_over_a_parameter_raises(value):
+    lin = mg.nn.Linear(2, 1)
+    weight = lin.weight
+    with pytest.raises(TypeError, match="Linear.weight.*Parameter.*\\.data"):
+        lin.weight = value
+    assert lin.weight is weight
+    assert [name for name, _ in lin.named_parameters()] == ["weight", "bias"]
+
+
+def test_a_parameter_or_none_may_replace_a_parameter():
+    lin = mg.nn.Linear(2, 1)
+    lin.weight = mg.nn.Parameter(np.ones((2, 1)))
+    lin.bias = None
+    assert list(lin.state_dict()) == ["weight"]
+    np.testing.assert_array_equal(lin.weight.data, np.ones((2, 1)))
+    lin.scale = np.ones(3)  # an attribute that held no Parameter takes anything
+    lin.scale = mg.Tensor(np.ones(3))
+
+
+# -- comparisons are elementwise; hashing stays by identity --------------------------------
+
+@pytest.mark.parametrize("compare, expected", [
+    (lambda a, b: a == b, [True, False, False]), (lambda a, b: a != b, [False, True, True]),
+    (lambda a, b: a < b, [False, True, False]), (lambda a, b: a <= b, [True, True, False]),
+    (lambda a, b: a > b, [False, False, True]), (lambda a, b: a >= b, [True, False, True])])
+def test_comparisons_are_elementwise_with_any_operand(compare, expected):
+    a, b = [1.0, 2.0, 3.0], [1.0, 5.0, 0.0]
+    for x, y in [(mg.Tensor(a), mg.Tensor(b)), (mg.Tensor(a), np.array(b)),
+                 (np.array(a), mg.Tensor(b)), (mg.Tensor(a, requires_grad=True), b)]:
+        result = compare(x, y)
+        assert type(result) is np.ndarray and result.dtype == bool
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_comparison_of_0d_tensors_is_a_0d_bool_array():
+    loss = mg.Tensor(0.05)
+    for result in (loss < 0.1, 0.1 > loss, loss == mg.Tensor(0.05), loss >= np.float32(1)):
+        assert type(result) is np.ndarray and result.shape == () and result.dtype == bool
+    assert loss < 0.1 and not loss > 0.1
+    assert (mg.Tensor([1.0, 2.0]) > 1.5).shape == (2,)
+
+
+def test_comparisons_build_no_graph_and_broadcast():
+    x = mg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    np.testing.assert_array_equal(x > np.array([[1.0], [4.0]]),
+                                  [[False, False, True], [False, False, True]])
+    with pytest.raises(ValueError):
+        x == np.ones(4)
+
+
+def test_tensors_hash_by_identity_and_compare_to_other_objects_by_identity():
+    a, b = mg.Tensor([1.0, 2.0]), mg.Tensor([1.0, 2.0])
+    assert len({a, b}) == 2 and {a: 1, b: 2}[b] == 2
+    assert hash(a) != hash(b)
+    assert not (a == None) and a != "a"  # noqa: E711
+    assert [None, a].count(None) == 1
+
+
+def test_a_training_loop_sees_the_value_of_the_loss():
+    mg.nn.manual_seed(0)
+    model = mg.nn.Linear(1, 1)
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+    x, y = np.array([[1.0], [2.0]]), np.array([[2.0], [4.0]])
+    for step in range(1000):
+        opt.zero_grad()
+        loss = mg.nn.mse_loss(model(x), y)
+        if loss < 1e-6:
+            break
+        loss.backward()
+        opt.step()
+    assert 0 < step < 999
