@@ -171,6 +171,8 @@ class Recurrent(Module):
                                   for name in self.state_names)
                 else:
                     state = tuple(part[k] for part in initial)
+                    for part, given, name in zip(state, initial, self.state_names):
+                        part.name = given.name or f"{name}0"  # what drawings label it
                 outputs = []
                 for t in range(T):
                     with mg.scope(f"t{t}"):
