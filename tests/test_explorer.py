@@ -149,7 +149,7 @@ def test_the_eight_step_addition_lstm_fits_in_two_megabytes(tmp_path):
 
 def test_a_view_too_big_for_dot_draws_the_first_and_last_steps(tmp_path, monkeypatch):
     _, _, loss = lstm_loss(steps=6)
-    size = lambda **options: mg.viz.layout_size(mg.viz.graph(loss, view="ops", **options))
+    size = lambda **options: mg.viz.layout_size(mg.viz.fit(loss, "ops", **options))
     whole, two_and_two = size(), size(keep_steps=2)
     assert two_and_two < whole
     # A limit that the first and last two steps fit under, and the whole 6 steps do not:
@@ -353,7 +353,7 @@ def test_switching_views_keeps_the_step(browser, page):
         assert position(browser) == pos
         assert len(drawn(browser, "g.node.current")) == 1
     show(browser, "steps")  # the step node holding the op, as the steps view names it
-    meanings = steps_view.node_ids(page.loss)
+    meanings = steps_view.draw(page.loss).meanings
     op_index = page.index[id(page.sweep[pos - 1].tensor)]
     holder = [node for node, meaning in meanings.items()
               if op_index in meaning.get("tensors", ())]

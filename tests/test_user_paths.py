@@ -81,8 +81,8 @@ def test_steps_view_draws_a_backwards_layer_in_time_order_with_its_arrows_revers
     import xml.etree.ElementTree as ET
     loss, _, backward = bidirectional_rnn()
     loss.backward(retain_grads=True)
-    drawing = mg.viz.graph(loss, view="steps", show_grads=True)
-    ids = {meaning["t"]: node for node, meaning in drawing.node_ids.items()
+    drawing = mg.viz.fit(loss, "steps", show_grads=True)
+    ids = {meaning["t"]: node for node, meaning in drawing.meanings.items()
            if meaning["kind"] == "step" and meaning["layer"] == "bwd"}
     state_edges = {}
     for line in drawing.source.splitlines():

@@ -89,21 +89,18 @@ def test_every_view_renders_to_valid_svg(make):
     for view in ("ops", "steps", "rolled"):
         for rankdir in ("TB", "LR"):
             for show_grads in (False, True):
-                drawing = mg.viz.graph(loss, view=view, rankdir=rankdir,
-                                       show_grads=show_grads)
-                titles = node_titles(drawing)
-                ids = getattr(drawing, "node_ids", None)
-                if ids is not None:  # our own views; the no-steps case is the ops view's
-                    assert titles == set(ids), (view, rankdir, show_grads)
+                drawing = mg.viz.fit(loss, view, rankdir=rankdir, show_grads=show_grads)
+                titles = node_titles(drawing.digraph)
+                if drawing.meanings:  # the steps and rolled views say what each node is
+                    assert titles == set(drawing.meanings), (view, rankdir, show_grads)
 
 
 def test_keep_steps_renders_in_every_view():
     loss = backward(lstm_loss(12, 2, x_grad=True).loss)
     for view in ("steps", "rolled"):
         for rankdir in ("TB", "LR"):
-            drawing = mg.viz.graph(loss, view=view, rankdir=rankdir, show_grads=True,
-                                   keep_steps=2)
-            assert node_titles(drawing) == set(drawing.node_ids)
+            drawing = mg.viz.fit(loss, view, rankdir=rankdir, show_grads=True, keep_steps=2)
+            assert node_titles(drawing.digraph) == set(drawing.meanings)
 
 
 # -- the steps view --------------------------------------------------------------------------
@@ -112,7 +109,7 @@ def test_steps_view_is_a_chain_of_steps_with_the_state_on_its_edges():
     T = 5
     loss = backward(hand_rnn(T, loss="mean"))
     drawing = steps_view.draw(loss, show_grads=True)
-    steps = {n: m for n, m in drawing.node_ids.items() if m["kind"] == "step"}
+    steps = {n: m for n, m in drawing.meanings.items() if m["kind"] == "step"}
     assert [m["t"] for m in steps.values()] == list(range(T))
     norms = mg.step_grad_norms(loss)["h"]
     chain = [(tail, head, label) for tail, head, label in labelled_edges(drawing.source)
@@ -126,7 +123,7 @@ def test_steps_view_is_a_chain_of_steps_with_the_state_on_its_edges():
     for meaning in steps.values():
         assert {order[i].scope for i in meaning["tensors"]} == {f"t{meaning['t']}"}
     # x reaches every step through its slice; the output goes to the stack.
-    inputs = [m for n, m in drawing.node_ids.items() if m["kind"] == "inputs"]
+    inputs = [m for n, m in drawing.meanings.items() if m["kind"] == "inputs"]
     assert len(inputs) == T
     assert "x[:, 3, :]" not in drawing.source  # x needs no gradient: the slice is a leaf
     assert drawing.source.count("h \u2192 stack") == T
@@ -136,7 +133,7 @@ def test_steps_view_of_a_two_layer_lstm():
     T = 4
     loss = backward(lstm_loss(T, 2, x_grad=True).loss)
     drawing = steps_view.draw(loss, show_grads=True, rankdir="TB")
-    ids = drawing.node_ids
+    ids = drawing.meanings
     step_of = {n: (m["layer"], m["t"]) for n, m in ids.items() if m["kind"] == "step"}
     assert sorted(step_of.values()) == [(f"l{k}", t) for k in range(2) for t in range(T)]
     found = labelled_edges(drawing.source)
@@ -161,9 +158,9 @@ def test_steps_view_of_a_two_layer_lstm():
 def test_steps_view_keep_steps_hides_the_middle():
     loss = backward(lstm_loss(10, 1).loss)
     drawing = steps_view.draw(loss, keep_steps=2)
-    ts = sorted(m["t"] for m in drawing.node_ids.values() if m["kind"] == "step")
+    ts = sorted(m["t"] for m in drawing.meanings.values() if m["kind"] == "step")
     assert ts == [0, 1, 8, 9]
-    hidden = [m for m in drawing.node_ids.values() if m["kind"] == "hidden"]
+    hidden = [m for m in drawing.meanings.values() if m["kind"] == "hidden"]
     assert hidden == [{"kind": "hidden", "layer": "l0", "t": list(range(2, 8))}]
     assert "6 steps" in drawing.source
 
@@ -205,7 +202,7 @@ def test_rolled_view_draws_one_step_with_back_edges():
     norms = mg.step_grad_norms(loss)["h"][:-1]
     assert back == [f"h \u00d7{T - 1}\n|grad| {norms.min():.2g} ... {norms.max():.2g}"]
     assert re.search(r'v\d+ -> r0_\d+ \[label="t0"', drawing.source)  # h0, step t0 only
-    steps = [m for m in drawing.node_ids.values() if m["kind"] == "step tensor"]
+    steps = [m for m in drawing.meanings.values() if m["kind"] == "step tensor"]
     assert all(m["t"] == list(range(T)) and len(m["tensors"]) == T for m in steps)
     assert 'label="slice [:, t, :]' not in drawing.source  # the slice of x is a leaf here
 
@@ -226,7 +223,7 @@ def test_rolled_view_keeps_a_first_step_of_another_structure_apart():
     assert labels.count(f"h \u00d7{T - 2}") == 1 and labels.count(f"c \u00d7{T - 2}") == 1
     assert labels.count(f"h \u00d7{T - 1}") == 1 and labels.count(f"c \u00d7{T - 1}") == 1
     # t0's state enters the run after it by ordinary edges, from its own h and c nodes.
-    t0 = {n for n, m in drawing.node_ids.items() if m.get("t") == [0] and m["layer"] == "l0"}
+    t0 = {n for n, m in drawing.meanings.items() if m.get("t") == [0] and m["layer"] == "l0"}
     into_run = [(a, b) for a, b, _ in labelled_edges(drawing.source) if a in t0 and b.startswith("r1_")]
     assert len(into_run) == 2
 
@@ -240,7 +237,7 @@ def test_rolled_view_with_x_needing_a_gradient_folds_every_step():
     found = labelled_edges(drawing.source)
     assert sorted(label for _, _, label in found if label and "\u00d7" in label and
                   label[0] in "hc") == [f"c \u00d7{T - 1}", f"h \u00d7{T - 1}"]
-    weight = [n for n, m in drawing.node_ids.items() if m["kind"] == "tensor"
+    weight = [n for n, m in drawing.meanings.items() if m["kind"] == "tensor"
               and topological_order(loss)[m["tensors"][0]].name == "l0.weight"]
     assert [label for a, _, label in found if a == weight[0]] == [f"\u00d7{T}"]
 
@@ -255,8 +252,8 @@ def test_rolled_view_writes_every_step_in_creation_order():
     for run in sorted({n.split("_")[0] for n in written}):
         nodes = [n for n in written if n.split("_")[0] == run]
         assert [int(n.split("_")[1]) for n in nodes] == list(range(len(nodes)))
-        for k in range(len(drawing.node_ids[nodes[0]]["tensors"])):  # every step
-            tensors = [order[drawing.node_ids[n]["tensors"][k]] for n in nodes]
+        for k in range(len(drawing.meanings[nodes[0]]["tensors"])):  # every step
+            tensors = [order[drawing.meanings[n]["tensors"][k]] for n in nodes]
             assert [t.name for t in tensors if t.name in ("i", "f", "g", "o")] == [
                 "i", "f", "g", "o"]
             assert len({t.scope for t in tensors}) == 1
@@ -281,8 +278,8 @@ def test_a_graph_without_time_steps_is_drawn_in_the_ops_view_with_a_note():
     for module in (steps_view, rolled_view):
         drawing = module.draw(loss, title="mine")
         assert "no time steps" in drawing.source and "mine" in drawing.source
-        assert module.node_ids(loss) == {}
-        node_titles(drawing)
+        assert drawing.meanings == {}
+        node_titles(drawing.digraph)
 
 
 def test_odd_names_are_shown_as_written():
@@ -299,7 +296,7 @@ def test_odd_names_are_shown_as_written():
     for module in (steps_view, rolled_view):
         for rankdir in ("TB", "LR"):
             drawing = module.draw(loss, show_grads=True, rankdir=rankdir)
-            texts = [t for t in svg_texts(drawing.pipe(format="svg")) if t]
+            texts = [t for t in svg_texts(drawing.digraph.pipe(format="svg")) if t]
             assert any('a "quoted" {brace} & <tag> | back\\slash' in t for t in texts)
             assert any('layer "{&}"' in t for t in texts) or module is rolled_view
     assert list(mg.step_grad_norms(loss)) == [f'layer "{{&}}"/{odd}']
@@ -314,5 +311,5 @@ def test_drawings_are_the_same_on_every_run():
 
 def test_long_sequences_draw_without_recursion():
     loss = backward(hand_rnn(400))
-    assert len(steps_view.draw(loss, show_grads=True).node_ids) > 400
-    assert len(rolled_view.draw(loss, show_grads=True).node_ids) < 20
+    assert len(steps_view.draw(loss, show_grads=True).meanings) > 400
+    assert len(rolled_view.draw(loss, show_grads=True).meanings) < 20

@@ -19,7 +19,9 @@ import pytest
 import minigrad as mg
 from dot_reader import attribute, parse, svg_root, svg_texts, unquote
 from minigrad.tensor import topological_order
-from minigrad.viz.files import CLUSTER_COST, layout_size, run_dot
+from minigrad.viz.drawing import Drawing
+from minigrad.viz.files import run_dot
+from minigrad.viz.guard import CLUSTER_COST, layout_size
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -782,7 +784,57 @@ def test_a_graph_too_big_for_dot_is_refused_before_dot_runs(monkeypatch):
         mg.viz.graph(loss)
     keep = int(re.search(r"keep_steps=(\d+)", str(err.value)).group(1))
     mg.viz.graph(loss, keep_steps=keep)  # the suggestion fits
-    assert layout_size(mg.viz.graph(hand_rnn(8))) < mg.viz.LAYOUT_LIMIT / 1000
+    assert layout_size(mg.viz.fit(hand_rnn(8))) < mg.viz.LAYOUT_LIMIT / 1000
+
+
+def long_chain(ops, steps):
+    """``ops`` ops, tanh then scale, one time step per pair when ``steps``."""
+    h = mg.Tensor(np.full(3, 0.5), requires_grad=True, name="h0")
+    for t in range(ops // 2):
+        with mg.scope(f"t{t}") if steps else contextlib.nullcontext():
+            h = mg.tanh(h) * 0.5
+    return h.sum()
+
+
+@pytest.fixture
+def drawings_made(monkeypatch):
+    """How many times each view drew: the guard must decide without redrawing."""
+    made = {view: 0 for view in mg.viz.VIEWS}
+    for view, module in mg.viz.VIEWS.items():
+        def counted(*args, _draw=module.draw, _view=view, **kwargs):
+            made[_view] += 1
+            return _draw(*args, **kwargs)
+        monkeypatch.setattr(module, "draw", counted)
+    return made
+
+
+@pytest.mark.parametrize("view", sorted(mg.viz.VIEWS))
+def test_a_huge_graph_without_time_steps_is_refused_without_drawing_it(drawings_made, view):
+    loss = long_chain(20_000, steps=False)
+    with pytest.raises(ValueError, match="too big") as err:
+        mg.viz.graph(loss, view=view)
+    assert "keep_steps=" not in str(err.value)  # it has no steps to leave out
+    assert "LAYOUT_LIMIT = None" in str(err.value)
+    assert sum(drawings_made.values()) == 0
+
+
+def test_the_guard_predicts_which_keep_steps_fits_instead_of_trying_each(drawings_made):
+    loss = long_chain(20_000, steps=True)
+    with pytest.raises(ValueError, match=r"too big.*keep_steps=16 ") as err:
+        mg.viz.graph(loss)
+    assert "view='steps'" in str(err.value) and "view='rolled'" in str(err.value)
+    assert drawings_made["ops"] <= 2  # the whole is refused by its node count alone
+    drawing = mg.viz.fit(loss, "ops", shrink=True)
+    assert drawing.keep_steps == 16 and layout_size(drawing) <= mg.viz.LAYOUT_LIMIT
+
+
+def test_a_keep_steps_given_too_big_is_told_a_smaller_one(monkeypatch):
+    loss = hand_rnn(40)
+    monkeypatch.setattr(mg.viz, "LAYOUT_LIMIT",
+                        layout_size(mg.viz.fit(loss, keep_steps=4)) + 1)
+    with pytest.raises(ValueError, match=r"keep_steps=4 \(draws"):
+        mg.viz.graph(loss, keep_steps=8)
+    assert mg.viz.fit(loss, keep_steps=8, shrink=True).keep_steps == 4
 
 
 @pytest.mark.parametrize("view", sorted(mg.viz.VIEWS))
@@ -795,13 +847,11 @@ def test_the_guard_applies_to_every_view(monkeypatch, view):
 
 
 def test_layout_size_counts_the_ranks_long_edges_span():
-    class Drawing:
-        body = ["\ta [label=a]\n", "\tb [label=b]\n", "\tc [label=c]\n", "\ta -> b\n",
-                "\tb -> c\n", "\ta -> c\n"]
+    edges = [("a", "b"), ("b", "c"), ("a", "c")]
     # 3 nodes times (3 nodes, 3 edges, and a -> c spans two ranks: one chain node)
-    assert layout_size(Drawing) == 3 * (3 + 3 + 1)
-    Drawing.body = ["\tsubgraph cluster_0 {\n"] + Drawing.body + ["\t}\n"]
-    assert layout_size(Drawing) == 3 * (3 + 3 + 1 + CLUSTER_COST)
+    assert layout_size(Drawing(None, nodes=["a", "b", "c"], edges=edges)) == 3 * (3 + 3 + 1)
+    assert layout_size(Drawing(None, nodes=["a", "b", "c"], edges=edges, clusters=1)) == \
+        3 * (3 + 3 + 1 + CLUSTER_COST)
 
 
 # -- errors and files -------------------------------------------------------------------

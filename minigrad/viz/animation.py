@@ -20,7 +20,8 @@ import shutil
 
 from ..timesteps import step_of
 from .explorer import _node_maps, page_data, recorded_sweep
-from .files import MISSING_DOT, _write_atomically
+from .files import MISSING_DOT, write_atomically
+from .guard import VIEWS, fit
 from .labels import shown
 from .style import is_dark, scale_colour
 
@@ -47,8 +48,6 @@ def animate(root, path, *, view="steps", parameter=None, title=None, keep_steps=
     except ImportError:
         raise RuntimeError("mg.viz.animate needs Pillow to write GIFs: pip install Pillow "
                            "(it is part of minigrad's 'examples' extra)") from None
-    from . import VIEWS, graph
-
     if pathlib.Path(path).suffix.lower() != ".gif":
         raise ValueError(f"animate writes a GIF: {os.fspath(path)!r} must end in .gif")
     if view not in VIEWS:
@@ -57,7 +56,7 @@ def animate(root, path, *, view="steps", parameter=None, title=None, keep_steps=
         raise RuntimeError(MISSING_DOT.format(suffix=".gif"))
     with recorded_sweep(root, "animate") as (order, sweep):
         data = page_data(root, order, sweep)
-        drawing = graph(root, view=view, keep_steps=keep_steps)
+        drawing = fit(root, view, keep_steps=keep_steps)
         maps = _node_maps(drawing, order, root)
     picked = _parameter(data, parameter)
     frames = []
@@ -75,7 +74,7 @@ def animate(root, path, *, view="steps", parameter=None, title=None, keep_steps=
     palette = [f.quantize(colors=255, method=Image.Quantize.MEDIANCUT) for f in frames]
     palette[0].save(buffer, format="GIF", save_all=True, append_images=palette[1:],
                     duration=durations, loop=0, disposal=1)
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
     return path
 
 
@@ -148,7 +147,7 @@ def _frame_drawing(drawing, data, maps, k):
         if norm is not None and (node not in norms or norms[node] is None or norm > norms[node]):
             norms[node] = norm
         norms.setdefault(node, None)
-    meanings = getattr(drawing, "node_ids", {})
+    meanings = drawing.meanings
     lines = []
     for node, norm in norms.items():
         fill = "#ffffff" if norm is None else _colour(norm, data["range"])
@@ -165,8 +164,8 @@ def _frame_drawing(drawing, data, maps, k):
     # The frame has a legend of its own: the drawing's shrinks to an invisible point
     # (other statements, such as a rank, may still name it).
     lines.append('\tlegend [label="" shape="point" style="invis" width="0" height="0"]\n')
-    frame = drawing.copy()
-    frame.body = list(drawing.body) + lines
+    frame = drawing.digraph.copy()
+    frame.body = list(frame.body) + lines
     frame.graph_attr["dpi"] = "96"
     return frame
 

@@ -30,7 +30,8 @@ from ..context import record_backward
 from ..nn import Parameter
 from ..tensor import topological_order
 from ..timesteps import TimeSteps, step_of
-from .files import _write_atomically, run_dot
+from .files import write_atomically, run_dot
+from .guard import VIEWS, fit
 from .labels import shown
 from .ops_view import _tensor_role
 from .style import GRAD_SCALE, ROLES, log_range
@@ -47,20 +48,19 @@ def explore(root, path, *, title=None):
     every tensor's ``.grad`` is put back as it was afterwards, so exploring never changes
     what an optimizer would see.
     """
-    from . import VIEWS, graph
-
     if pathlib.Path(path).suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"explore writes an HTML page: {os.fspath(path)!r} must end in .html")
     with recorded_sweep(root, "explore") as (order, sweep):
         data = page_data(root, order, sweep)
         views = {}
         for name in VIEWS:
-            drawing, keep = _fitting_drawing(graph, root, name)
-            views[name] = _svg(drawing, name)
-            data["views"][name] = dict(_node_maps(drawing, order, root), keep_steps=keep)
+            drawing = fit(root, name, shrink=True)
+            views[name] = _svg(drawing.digraph, name)
+            data["views"][name] = dict(_node_maps(drawing, order, root),
+                                       keep_steps=drawing.keep_steps)
     if title is not None:
         data["title"] = shown(title)
-    _write_atomically(path, _page(data, views).encode("utf-8"))
+    write_atomically(path, _page(data, views).encode("utf-8"))
     return path
 
 
@@ -248,13 +248,13 @@ def _node_maps(drawing, order, root):
     made it, "edges": [tail, head, label, tensor index] for edges that carry a tensor.
 
     The ops view names its nodes after positions in ``order`` (``v7``, ``op7``). The
-    other views say what each node stands for in ``drawing.node_ids``: a node listing
+    other views say what each node stands for in ``drawing.meanings``: a node listing
     "tensors" stands for those (a time step, the root). There, a parameter is found in
     its layer's header, the ops after the steps in the root's node, and each state
     tensor on the edge that carries it from its step to the next.
     """
-    meanings = getattr(drawing, "node_ids", None)
-    if meanings is None:
+    meanings = drawing.meanings
+    if not meanings:
         return {"tensor": [f"v{i}" for i in range(len(order))],
                 "op": [None if t.op is None else f"op{i}" for i, t in enumerate(order)],
                 "edges": []}
@@ -293,22 +293,6 @@ def _node_maps(drawing, order, root):
                        position[id(t)]] for t in step.state_in]
     return {"tensor": nodes, "op": [None if t.op is None else nodes[i]
                                     for i, t in enumerate(order)], "edges": edges}
-
-
-def _fitting_drawing(graph, root, view):
-    """``(drawing, keep_steps)``: the whole view, or, when it is too big for ``dot`` (a
-    long sequence in the ops view), its first and last ``keep_steps`` time steps, as
-    many as fit. The page says which steps a view leaves out; the timeline still runs
-    over the whole sweep, and the other views show all of it."""
-    try:
-        return graph(root, view=view), None
-    except ValueError as too_big:
-        for keep in (16, 8, 4, 2, 1):
-            try:
-                return graph(root, view=view, keep_steps=keep), keep
-            except ValueError:
-                continue
-        raise too_big
 
 
 _LEGEND = re.compile(r'<g id="node\d+" class="node">\s*<title>legend</title>.*?</g>\s*',

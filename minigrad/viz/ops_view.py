@@ -22,12 +22,14 @@ import math
 from ..nn import Parameter
 from ..tensor import topological_order
 from ..timesteps import step_of
+from .drawing import Drawing, longest_path_ranks
 from .labels import attrs, html_table, html_text, quoted, with_out_ports
 from .style import (CLUSTER_STYLE, ELIDED_STYLE, MAX_DETAIL, NO_GRAD_FILL, OP_STYLE,
                     PORT_FONT, ROLES, TENSOR_STYLE, digraph, grad_norms, is_dark, log_range,
-                    longest_path_ranks, ops_legend, scale_colour)
+                    ops_legend, scale_colour)
 
 DEFAULT_RANKDIR = "TB"  # time steps top to bottom, the ops of a step flowing down
+KEEP_STEPS_IGNORED = False
 
 # How dot lays out the graph. newrank ranks all nodes at once instead of cluster by
 # cluster: with the old ranking an edge between two step clusters could end up inside
@@ -142,6 +144,7 @@ class _Drawing:
         self.across = rankdir in ("TB", "BT")
         self.norms, self.grad_range = norms, grad_range
         self.cluster_scopes, self.hidden = cluster_scopes, hidden
+        self.hidden_sets = {layer: set(steps) for layer, steps in hidden.items()}
         self.clusters = {"": []}  # scope -> its own node ids, in first-seen order
         self.attributes = {}  # node id -> its attributes
         self.tail_port = {}  # (tensor node, user node) -> the port the edge leaves from
@@ -161,7 +164,7 @@ class _Drawing:
     def add(self, index, tensor):
         """The nodes of ``tensor`` and of the op that made it (or its marker)."""
         layer, step = step_of(tensor.scope)
-        if step in self.hidden.get(layer, ()):
+        if step in self.hidden_sets.get(layer, ()):
             self.node_of.append(self.marker(layer))
             self.op_node_of[index] = self.marker(layer)
             return
@@ -505,6 +508,21 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     body += drawing.cluster_lines()
     body += drawing.edge_lines(counts, parameters)
     body += step_lines
-    return digraph("minigrad", body, graph_attr={"rankdir": rankdir, **LAYOUT},
-                   node_attr={"fontname": "Helvetica"},
-                   edge_attr={"arrowsize": "0.6", "fontsize": "9"})
+    picture = digraph("minigrad", body, graph_attr={"rankdir": rankdir, **LAYOUT},
+                      node_attr={"fontname": "Helvetica"},
+                      edge_attr={"arrowsize": "0.6", "fontsize": "9"})
+    edges = [(tail, head) for tail, head, _ in counts]
+    edges += [(line.split()[0], line.split()[2]) for line in step_lines]
+    edges.append((drawing.node_of[-1], "legend"))
+    return Drawing(picture, nodes=[*drawing.attributes, "legend"], edges=edges,
+                   clusters=len(drawing.clusters) - 1, node_of=drawing.node_of,
+                   op_node_of=[drawing.op_node_of.get(i) for i in range(len(order))])
+
+
+def min_nodes(census, keep):
+    """The fewest nodes this view draws at ``keep_steps=keep`` (the guard's census): a
+    node per tensor and per op, one marker per layer with hidden steps, the legend."""
+    count = sum(census.outside) + 1
+    for kept, hiding in census.kept(keep).values():
+        count += sum(sum(step) for step in kept) + hiding
+    return count

@@ -25,7 +25,7 @@ the gradient norms of the tensors it carries.
 A graph without ``t<number>`` scopes has no steps to fold; it is drawn in the ops view
 instead, with a caption saying so.
 
-Node ids (``node_ids(root)`` returns the same, mapping each to what it stands for):
+Node ids (the ``Drawing``'s ``meanings`` map each to what it stands for):
 
 - ``r{run}_{k}``  the k-th tensor (in creation order) of every step of run number ``run``
                   (runs counted layer by layer, in time order);
@@ -39,12 +39,15 @@ import re
 
 from ..nn import Parameter
 from ..timesteps import TimeSteps, same_entry
+from . import ops_view
+from .drawing import Drawing
 from .labels import attrs, quoted
 from .style import MAX_DETAIL, ROLES, digraph, is_dark, log_range
 from .steps_view import (EDGE_GREY, check_grads, describe, grad_colour, grad_norm, listed,
                          no_steps, scale_legend, shape_text)
 
 DEFAULT_RANKDIR = "TB"
+KEEP_STEPS_IGNORED = True  # every step is folded into its run already
 
 NODE_STYLE = {"shape": "box", "style": "rounded,filled", "fontsize": "9", "height": "0.2",
               "margin": "0.06,0.03"}
@@ -162,8 +165,10 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
       keep_steps      ignored: every step is already folded into its run.
       title           a caption at the top.
 
-    The returned Digraph has ``node_ids``: {node id: what it stands for} (see the
-    module docstring). A graph without ``t<number>`` scopes is drawn in the ops view.
+    Returns a ``Drawing`` whose ``meanings`` say what each node stands for (see the
+    module docstring):
+    {"kind": "step tensor", "layer": "l0", "t": [steps], "tensors": [indices in the
+    topological order, one per step]} or {"kind": "tensor", "tensors": [index]}. A graph without ``t<number>`` scopes is drawn in the ops view.
     """
     structure = TimeSteps(root)
     if not structure.layers:
@@ -284,6 +289,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             body.append("\t}")
         body.append("}")
 
+    pairs = []  # (tail, head) of every edge, as written
     for (tail, head, operand), (back, carried, heads) in edges.items():
         attributes, text = {}, ""
         count = len(carried)
@@ -315,6 +321,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             parameter = isinstance(members[tail][0], Parameter)
             attributes["color"] = ROLES["parameter"][1] if parameter else EDGE_GREY
         body.append(f"{tail} -> {head}" + (f" {attrs(attributes)}" if attributes else ""))
+        pairs.append((tail, head))
 
     picture = digraph(
         "minigrad_rolled", body,
@@ -325,16 +332,14 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
          "ordering": "out", "mclimit": "0.1"},
         {"fontname": "Helvetica"},
         {"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica", "labelfontsize": "8"})
-    picture.node_ids = meaning
-    return picture
+    return Drawing(picture, nodes=list(meaning), edges=pairs, clusters=cluster,
+                   meanings=meaning)
 
 
-def node_ids(root):
-    """{node id: what it stands for} of the rolled view of ``root`` (module docstring):
-    {"kind": "step tensor", "layer": "l0", "t": [steps], "tensors": [indices in the
-    topological order, one per step]} or {"kind": "tensor", "tensors": [index]}.
-    Empty for a graph without time steps (drawn by the ops view, whose ids are its own).
-    """
-    if not TimeSteps(root).layers:
-        return {}
-    return draw(root).node_ids
+def min_nodes(census, keep):
+    """The fewest nodes this view draws (the guard's census): a node per tensor made
+    outside the steps and the legend; a graph without steps is drawn by the ops view."""
+    if not census.steps:
+        return ops_view.min_nodes(census, keep)
+    return census.outside[0] + 1
+

@@ -16,7 +16,7 @@ The steps are found by ``minigrad.timesteps`` (innermost scope ``t<number>``, la
 the scope around it). A graph without such scopes has no steps to draw; it is drawn in
 the ops view instead, with a caption saying so.
 
-Node ids (``node_ids(root)`` returns the same, mapping each to what it stands for):
+Node ids (the ``Drawing``'s ``meanings`` map each to what it stands for):
 
 - ``step{i}``   the i-th time step, counting steps in order of creation (``TimeSteps.steps``);
 - ``in{i}``     what step i takes from outside the steps (not drawn when nothing);
@@ -34,10 +34,12 @@ import numpy as np
 from ..nn import Parameter
 from ..timesteps import TimeSteps
 from . import ops_view
+from .drawing import Drawing
 from .labels import attrs, html_text, quoted
 from .style import ROLES, digraph, log_range, scale_colour, scale_steps
 
 DEFAULT_RANKDIR = "LR"
+KEEP_STEPS_IGNORED = False
 
 STEP_STYLE = {"shape": "box", "style": "rounded,filled", "fillcolor": "#f0f0f0",
               "color": "#525252", "fontsize": "12", "margin": "0.12,0.06"}
@@ -207,6 +209,7 @@ class _Drawing:
         self.hidden = hidden_steps(structure, keep_steps)
         self.ids = {id(step): f"step{i}" for i, step in enumerate(structure.steps)}
         self.nodes, self.edges, self.columns = [], [], {}
+        self.pairs = []  # (tail, head) of every edge, as written
         self.meaning = {}
         self.has_no_grad = False
         self.grad_range = None
@@ -226,9 +229,11 @@ class _Drawing:
         if self.flip:
             tail, head = head, tail
             attributes["dir"] = "back"
+        self.pairs.append((tail, head))
         self.edges.append(f"{tail} -> {head}" + (f" {attrs(attributes)}" if attributes else ""))
 
     def edge(self, tail, head, attributes):
+        self.pairs.append((tail, head))
         self.edges.append(f"{tail} -> {head} {attrs(attributes)}")
 
     def ports(self, k, count):
@@ -393,8 +398,12 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
                       the steps between become one dashed node per layer.
       title           a caption at the top.
 
-    The returned Digraph has ``node_ids``: {node id: what it stands for} (see the
-    module docstring). A graph without ``t<number>`` scopes is drawn in the ops view.
+    Returns a ``Drawing`` whose ``meanings`` say what each node stands for (see the
+    module docstring): {"kind": "step", "layer": "l0", "t": 3, "tensors": [indices in
+    the topological order]}, {"kind": "inputs" | "outputs", "layer", "t"},
+    {"kind": "layer", "layer", "steps"}, {"kind": "hidden", "layer", "t": [...]},
+    {"kind": "root", "tensors": [index]}. A graph without ``t<number>`` scopes is
+    drawn in the ops view.
     """
     structure = TimeSteps(root)
     if not structure.layers:
@@ -449,17 +458,15 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         {"rankdir": rankdir, "nodesep": "0.2", "ranksep": "0.25", "fontname": "Helvetica"},
         {"fontname": "Helvetica"},
         {"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica"})
-    picture.node_ids = drawing.meaning
-    return picture
+    return Drawing(picture, nodes=list(drawing.meaning), edges=drawing.pairs,
+                   meanings=drawing.meaning)
 
 
-def node_ids(root, keep_steps=None):
-    """{node id: what it stands for} of the steps view of ``root`` (module docstring):
-    {"kind": "step", "layer": "l0", "t": 3, "tensors": [indices in topological order]},
-    {"kind": "inputs" | "outputs", "layer", "t"}, {"kind": "layer", "layer", "steps"},
-    {"kind": "hidden", "layer", "t": [...]}, {"kind": "root", "tensors": [index]}.
-    Empty for a graph without time steps (drawn by the ops view, whose ids are its own).
-    """
-    if not TimeSteps(root).layers:
-        return {}
-    return draw(root, keep_steps=keep_steps).node_ids
+def min_nodes(census, keep):
+    """The fewest nodes this view draws at ``keep_steps=keep`` (the guard's census): a
+    node per drawn step, one marker per layer with hidden steps, the layers' headers and
+    the legend; a graph without steps is drawn by the ops view."""
+    if not census.steps:
+        return ops_view.min_nodes(census, keep)
+    return 1 + sum(len(kept) + hiding + 1 for kept, hiding in census.kept(keep).values())
+
