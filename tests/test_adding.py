@@ -1,4 +1,4 @@
-"""The adding-problem data (models/adding.py), a tiny training run that beats its
+"""The adding-problem data (models/data/adding.py), a tiny training run that beats its
 baseline, and the two example scripts built on it."""
 import json
 import subprocess
