@@ -12,8 +12,8 @@ answer within 0.04. Hochreiter & Schmidhuber (1997) needed 74,000 training seque
 1 error in 2,560 test sequences; ``--json`` reports how many this run saw.
 
 The lesson is this file, top to bottom: the data, the model, the optimizer, the training
-loop, the evaluation. The sequences come from ``models/data/adding.py``; the plumbing (flags, progress
-bar, JSON) in ``lesson.py``. ``--help`` lists every flag.
+loop, the evaluation. The sequences come from ``models/data/adding.py``; the plumbing
+(flags, progress bar, JSON) in ``lesson.py``. ``--help`` lists every flag.
 """
 import os
 import time
