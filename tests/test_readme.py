@@ -112,3 +112,10 @@ def test_every_relative_link_leads_to_a_file(page):
 def test_the_english_and_chinese_front_pages_link_to_each_other():
     assert "README.zh-CN.md" in relative_links(ROOT / "README.md")
     assert "README.md" in relative_links(ROOT / "README.zh-CN.md")
+
+
+def test_blocks_are_found_under_their_heading_and_no_run_is_skipped(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Top\n\n```python\na = 1\n```\n\n## Part\n\n```python no-run\nb = \n```\n"
+                    "\n```bash\nls\n```\n\n```python\nc = 3\n```\n", encoding="utf-8")
+    assert python_blocks(page) == [("Top", "a = 1\n"), ("Part", "c = 3\n")]
