@@ -160,6 +160,7 @@ def _read_npz(f):
     # lookup confuses key 'a.npy' with the member of key 'a'.
     state = {}
     with zipfile.ZipFile(f) as archive:
+        _check_directory(f, archive.infolist())
         for info in archive.infolist():
             member = info.filename
             if not member.endswith(_SUFFIX):
@@ -170,6 +171,90 @@ def _read_npz(f):
             with archive.open(info) as stream:
                 state[key] = _read_member(stream, key, info.file_size)
     return state
+
+
+# The zip records _check_directory reads: (signature, struct format of the fixed part).
+_END = (b"PK\x05\x06", "<4s4H2LH")  # disk, directory disk, entries here, entries, size, offset
+_END64_LOCATOR = (b"PK\x06\x07", "<4sLQL")  # disk, offset of the zip64 end record, disks
+_END64 = (b"PK\x06\x06", "<4sQ2H2L4Q")  # ..., entries here, entries, size, offset
+_ENTRY = (b"PK\x01\x02", "<4s6H3L5H2L")  # ... name, extra and comment lengths at 10-12
+_LOCAL = (b"PK\x03\x04", "<4s5H3L2H")  # ... name and extra lengths at 9-10
+_DESCRIPTOR_SIZES = (12, 16, 20, 24)  # crc and sizes after the data, with or without
+# signature, 32- or 64-bit sizes (when a member's flags have bit 3 set)
+
+
+def _record(f, offset, kind, size_limit):
+    """The fixed part of the zip record ``kind`` at ``offset``, or _Damaged."""
+    signature, layout = kind
+    size = struct.calcsize(layout)
+    if offset < 0 or offset + size > size_limit:
+        raise _Damaged(f"a zip record points outside the file (offset {offset})")
+    f.seek(offset)
+    fields = struct.unpack(layout, f.read(size))
+    if fields[0] != signature:
+        raise _Damaged(f"no zip record where one should start (offset {offset})")
+    return fields
+
+
+def _check_directory(f, infos):
+    """Check that the end record, the central directory and the members agree.
+
+    zipfile reads the directory entry by entry and stops quietly where a damaged length
+    field makes it lose count, returning fewer members than the archive holds: a load
+    would silently give part of the arrays. Here the entry count and the directory's
+    extent from the end record must match the entries the directory really holds, and
+    the members must fill the file from offset 0 to the directory without gap or
+    overlap. (zipfile itself checks each member's name against its local header and, on
+    reading a member to its end, its CRC.)
+    """
+    f.seek(0, os.SEEK_END)
+    file_size = f.tell()
+    tail_start = max(0, file_size - 22 - 0xFFFF)
+    f.seek(tail_start)
+    tail = f.read()
+    end_at = tail.rfind(_END[0])
+    while end_at >= 0 and end_at + 22 + int.from_bytes(tail[end_at + 20:end_at + 22],
+                                                       "little") != len(tail):
+        end_at = tail.rfind(_END[0], 0, end_at)
+    if end_at < 0:
+        raise _Damaged("no end-of-archive record")
+    end_at += tail_start
+    _, disk, directory_disk, here, count, size, offset, _ = _record(f, end_at, _END, file_size)
+    directory_end = end_at
+    if end_at >= 20 and f.seek(end_at - 20) is not None and f.read(4) == _END64_LOCATOR[0]:
+        _, _, end64_at, _ = _record(f, end_at - 20, _END64_LOCATOR, file_size)
+        fields = _record(f, end64_at, _END64, end_at - 20)
+        disk, directory_disk, here, count, size, offset = fields[4:10]
+        directory_end = end64_at
+    if disk or directory_disk or here != count:
+        raise _Damaged("the end record describes a multi-disk archive")
+    if offset + size != directory_end:
+        raise _Damaged(f"the end record places the directory at bytes {offset}-{offset + size}, "
+                       f"but the directory ends at byte {directory_end}")
+    entries, at = 0, offset
+    while at < directory_end:
+        fields = _record(f, at, _ENTRY, directory_end)
+        at += 46 + fields[10] + fields[11] + fields[12]
+        entries += 1
+    if at != directory_end or entries != count or len(infos) != count:
+        raise _Damaged(f"the end record counts {count} members, the directory holds "
+                       f"{entries} entries and {len(infos)} were read")
+    expected = 0  # where the next member must start
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        if info.header_offset != expected:
+            raise _Damaged(f"member {info.filename!r} starts at byte {info.header_offset}, "
+                           f"not at {expected} where the one before it ends")
+        local = _record(f, info.header_offset, _LOCAL, offset)
+        expected = info.header_offset + 30 + local[9] + local[10] + info.compress_size
+        if info.flag_bits & 0x08:  # a data descriptor follows the data
+            sizes = [n for n in _DESCRIPTOR_SIZES if expected + n <= offset]
+            later = [i.header_offset for i in infos if i.header_offset >= expected] + [offset]
+            if min(later) - expected not in sizes:
+                raise _Damaged(f"member {info.filename!r} is not followed by its data descriptor")
+            expected = min(later)
+    if expected != offset:
+        raise _Damaged(f"the members end at byte {expected}, but the directory starts at "
+                       f"byte {offset}")
 
 
 def _read_member(stream, key, member_size):
