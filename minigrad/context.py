@@ -19,13 +19,14 @@ import numpy as np
 class _Settings:
     """One thread's switches."""
 
-    __slots__ = ("grad_enabled", "scope", "detect_anomaly", "recorder")
+    __slots__ = ("grad_enabled", "scope", "detect_anomaly", "recorder", "capture")
 
     def __init__(self):
         self.grad_enabled = True
         self.scope = ""  # "" at top level, "lstm/l0/t3" inside nested scopes
         self.detect_anomaly = False
         self.recorder = None  # the list record_backward() is filling, if any
+        self.capture = None  # the tape mg.compile is recording every op call on, if any
 
 
 class ThreadState(threading.local):

@@ -70,7 +70,7 @@ def as_input(owner, what, value, dtype):
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{owner}: {what} must be numeric, got an array of dtype "
                          f"{array.dtype}")
-    return Tensor(array.astype(dtype, copy=False))
+    return Tensor(ops.cast(array, dtype))
 
 
 def uniform(shape, bound, rng=None, dtype=np.float64):
@@ -113,6 +113,9 @@ class Module:
 
     def __setattr__(self, name, value):
         _refuse_hidden_members(self, name, value)
+        old = vars(self).get(name)
+        if old is not value and isinstance(old, (Parameter, Module)):
+            replacements[0] += 1
         if value is not None and not isinstance(value, Parameter) and isinstance(
                 vars(self).get(name), Parameter):
             # As in PyTorch: the parameter would silently leave parameters(), state_dict()
@@ -271,6 +274,9 @@ class Module:
 # Each module's owner, the module it was last assigned to as an attribute (weakly held,
 # and kept outside the module: a ModuleList's attributes are its items).
 _owners = weakref.WeakKeyDictionary()
+# How many times a module's Parameter or sub-module has been replaced by another object:
+# a step made by mg.compile reads parameters by identity, and captures anew when this grows.
+replacements = [0]
 
 
 def _outermost(module):

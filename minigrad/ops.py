@@ -70,6 +70,9 @@ class Op:
         cls.reads_saved = bool(cls.reads_input or cls.reads_output)
 
     def __call__(self, *inputs):
+        tape = thread_state.settings.capture
+        if tape is not None:  # mg.compile is recording a step: tape the call (compile.py)
+            return tape.record(self, inputs)
         # One and two inputs spelled out: on Python 3.11 a comprehension costs more than
         # all the rest of this method.
         if len(inputs) == 1:
@@ -124,6 +127,17 @@ class Op:
     def release(self):
         """Drop the inputs and saved arrays: the graph behind this op can then be freed."""
         self.inputs = self.out = None
+
+    # mg.compile's replay (compile.py): an op plans its forward and backward as numpy
+    # calls into planned arrays. These defaults call the eager forward and backward,
+    # which is right for any op; the ops a training step is made of plan their own.
+    draws_random = False  # True for an op that must draw anew at every replay
+
+    def replay_forward(self, r):
+        r.eager_forward()
+
+    def replay_backward(self, r):
+        r.eager_backward()
 
     def detail(self):
         """Parameters worth showing next to the label in a drawing ('' if none)."""
@@ -183,6 +197,15 @@ class Elementwise(Op):
                 b = b.astype(a.dtype)
         return self.ufunc(a, b)
 
+    def replay_forward(self, r):
+        a, b = r.ins
+        if a.dtype != b.dtype:  # the dtype rule above
+            r.eager_forward()
+        elif self.ufunc in (np.maximum, np.minimum):  # numpy wants their out= by name
+            r.call(self.ufunc, a, b, out=r.out)
+        else:
+            r.call(self.ufunc, a, b, r.out)
+
 
 class Add(Elementwise):
     __slots__ = ()
@@ -193,6 +216,10 @@ class Add(Elementwise):
         return (unbroadcast(grad, a.data.shape) if need_a else None,
                 unbroadcast(grad, b.data.shape) if need_b else None)
 
+    def replay_backward(self, r):
+        r.pass_through(0, r.grad)
+        r.pass_through(1, r.grad)
+
 
 class Subtract(Elementwise):
     __slots__ = ()
@@ -202,6 +229,10 @@ class Subtract(Elementwise):
         (a, b), (need_a, need_b) = self.inputs, self.needs_input_grad
         return (unbroadcast(grad, a.data.shape) if need_a else None,
                 unbroadcast(-grad, b.data.shape) if need_b else None)
+
+    def replay_backward(self, r):
+        r.pass_through(0, r.grad)
+        r.give(1, np.negative, r.grad)
 
 
 class Multiply(Elementwise):
@@ -214,6 +245,11 @@ class Multiply(Elementwise):
         return (unbroadcast(grad * b.data, a.data.shape) if need_a else None,
                 unbroadcast(grad * a.data, b.data.shape) if need_b else None)
 
+    def replay_backward(self, r):
+        (a, b), grad = r.ins, r.grad
+        r.give(0, np.multiply, grad, b)
+        r.give(1, np.multiply, grad, a)
+
 
 class Divide(Elementwise):
     __slots__ = ()
@@ -225,6 +261,16 @@ class Divide(Elementwise):
         grad_a = grad / b.data
         return (unbroadcast(grad_a, a.data.shape) if need_a else None,
                 unbroadcast(-grad_a * a.data / b.data, b.data.shape) if need_b else None)
+
+    def replay_backward(self, r):
+        (a, b), grad = r.ins, r.grad
+        r.give(0, np.divide, grad, b)
+        if r.needs[1]:  # -(grad / b) * a / b, in the order above
+            t = r.scratch(grad.shape)
+            r.call(np.divide, grad, b, t)
+            r.call(np.negative, t, t)
+            r.call(np.multiply, t, a, t)
+            r.give(1, np.divide, t, b)
 
 
 class Power(Elementwise):
@@ -250,6 +296,8 @@ class Power(Elementwise):
             d = np.where((a == 0) & (b >= 0), 0, self.out * np.log(a))
             grad_b = unbroadcast(grad * d, b.shape)
         return grad_a, grad_b
+
+    replay_forward = Op.replay_forward  # backward needs self.out, which forward sets
 
 
 class Matmul(Op):
@@ -290,6 +338,36 @@ class Matmul(Op):
             grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ grad, b2.shape).reshape(b.shape)
         return grad_a, grad_b
 
+    def replay_forward(self, r):
+        a, b = r.ins
+        if len(a.shape) == 2 and len(b.shape) == 2:
+            r.call(np.matmul, a, b, r.out)
+        elif len(a.shape) > 2 and len(b.shape) == 2:  # one large product, as forward
+            r.call(np.matmul, r.rows(a), b, r.rows(r.out))
+        else:
+            r.eager_forward()
+
+    def replay_backward(self, r):
+        (a, b), grad = r.ins, r.grad
+        if len(a.shape) < 2 or len(b.shape) != 2:
+            return r.eager_backward()
+        columns = r.columns(0)
+        if len(a.shape) > 2:  # as rows, as forward
+            grad_rows = r.rows(grad)
+            if r.needs[0]:
+                rows = r.scratch(grad_rows.shape[:1] + b.shape[:1], a.dtype)
+                r.call(np.matmul, grad_rows, r.transposed(b), rows)
+                r.pass_through(0, r.reshaped(rows, a.shape))
+            r.matmul_weight(1, r.rows(a), grad_rows)
+        elif columns is not None:  # only the columns of a concat that need a gradient
+            target, _ = r.target(0)
+            r.call(np.matmul, grad, r.view(b, lambda w: w[columns].T),
+                   r.view(target, lambda g: g[:, columns]))
+            r.matmul_weight(1, a, grad)
+        else:
+            r.give(0, np.matmul, grad, r.transposed(b), shape=a.shape)
+            r.matmul_weight(1, a, grad)
+
 
 # -- elementwise functions --------------------------------------------------------------
 # One input each: an op is only recorded when that input needs a gradient.
@@ -303,6 +381,12 @@ class Negative(Op):
     def backward(self, grad):
         return (-grad,)
 
+    def replay_forward(self, r):
+        r.call(np.negative, r.ins[0], r.out)
+
+    def replay_backward(self, r):
+        r.give(0, np.negative, r.grad)
+
 
 class Exp(Op):
     __slots__ = ()
@@ -315,6 +399,12 @@ class Exp(Op):
     def backward(self, grad):
         return (grad * self.out,)
 
+    def replay_forward(self, r):
+        r.call(np.exp, r.ins[0], r.out)
+
+    def replay_backward(self, r):
+        r.give(0, np.multiply, r.grad, r.out)
+
 
 class Log(Op):
     __slots__ = ()
@@ -325,6 +415,12 @@ class Log(Op):
 
     def backward(self, grad):
         return (grad / self.inputs[0].data,)
+
+    def replay_forward(self, r):
+        r.call(np.log, r.ins[0], r.out)
+
+    def replay_backward(self, r):
+        r.give(0, np.divide, r.grad, r.ins[0])
 
 
 class Sigmoid(Op):
@@ -343,6 +439,20 @@ class Sigmoid(Op):
         d *= grad
         return (d,)
 
+    def replay_forward(self, r):  # _stable_sigmoid, in place in the output
+        y = r.out
+        r.call(np.negative, r.ins[0], y)
+        r.call(np.exp, y, y)
+        r.call(np.add, y, 1, y)
+        r.call(np.divide, 1, y, y)
+
+    def replay_backward(self, r):
+        d, y = r.begin(0), r.out
+        r.call(np.subtract, 1, y, d)
+        r.call(np.multiply, d, y, d)
+        r.call(np.multiply, d, r.grad, d)
+        r.end(0, d)
+
 
 class Tanh(Op):
     """Keeps its output: d tanh = 1 - y^2."""
@@ -359,6 +469,16 @@ class Tanh(Op):
         np.subtract(1, d, out=d)
         d *= grad
         return (d,)
+
+    def replay_forward(self, r):
+        r.call(np.tanh, r.ins[0], r.out)
+
+    def replay_backward(self, r):
+        d, y = r.begin(0), r.out
+        r.call(np.multiply, y, y, d)
+        r.call(np.subtract, 1, d, d)
+        r.call(np.multiply, d, r.grad, d)
+        r.end(0, d)
 
 
 class Relu(Op):
@@ -389,6 +509,18 @@ class Softplus(Op):
 
     def backward(self, grad):
         return (grad * _stable_sigmoid(self.inputs[0].data),)
+
+    def replay_forward(self, r):
+        r.call(np.logaddexp, 0, r.ins[0], r.out)
+
+    def replay_backward(self, r):  # grad * _stable_sigmoid(a)
+        d = r.begin(0)
+        r.call(np.negative, r.ins[0], d)
+        r.call(np.exp, d, d)
+        r.call(np.add, d, 1, d)
+        r.call(np.divide, 1, d, d)
+        r.call(np.multiply, r.grad, d, d)
+        r.end(0, d)
 
 
 # -- reductions and shape ops -----------------------------------------------------------
@@ -422,6 +554,19 @@ class Sum(Op):
         full[...] = grad
         return (full,)
 
+    def replay_forward(self, r):
+        r.call(np.add.reduce, r.ins[0], self.axis, None, r.out, self.keepdims)
+
+    def replay_backward(self, r):
+        self._replay_spread(r, r.grad)
+
+    def _replay_spread(self, r, grad):
+        """The input's gradient: ``grad`` with the reduced axes put back, broadcast."""
+        shape = r.ins[0].shape
+        reduced = _normalize_axes(self.axis, len(shape))
+        kept = tuple(1 if i in reduced else n for i, n in enumerate(shape))
+        r.pass_through(0, r.reshaped(grad, kept))
+
     def detail(self):
         return "" if self.axis is None else f"axis={self.axis}"
 
@@ -447,6 +592,23 @@ class Mean(Sum):
             return super().backward((grad.astype(np.float32) / count).astype(np.float16))
         return super().backward(grad / count)
 
+    def replay_forward(self, r):
+        a = r.ins[0]
+        if a.dtype == np.float16:
+            return r.eager_forward()
+        count = math.prod(a.shape[i] for i in _normalize_axes(self.axis, len(a.shape)))
+        r.call(np.add.reduce, a, self.axis, None, r.out, self.keepdims)
+        r.call(np.true_divide, r.out, count, r.out)
+
+    def replay_backward(self, r):
+        grad, shape = r.grad, r.ins[0].shape
+        if grad.dtype == np.float16:
+            return r.eager_backward()
+        count = math.prod(shape[i] for i in _normalize_axes(self.axis, len(shape)))
+        divided = r.scratch(grad.shape)
+        r.call(np.true_divide, grad, count, divided)
+        self._replay_spread(r, divided)
+
 
 class Reshape(View):
     __slots__ = ("shape",)
@@ -459,6 +621,14 @@ class Reshape(View):
 
     def backward(self, grad):
         return (grad.reshape(self.inputs[0].data.shape),)
+
+    def replay_forward(self, r):
+        shape = self.shape
+        if not r.alias_output(lambda a: a.reshape(shape)):
+            r.eager_forward()
+
+    def replay_backward(self, r):
+        r.pass_through(0, r.reshaped(r.grad, r.ins[0].shape))
 
     def detail(self):
         return str(self.shape)
@@ -478,6 +648,15 @@ class Transpose(View):
         if axes is None:
             return (np.transpose(grad),)
         return (np.transpose(grad, np.argsort([ax % grad.ndim for ax in axes])),)
+
+    def replay_forward(self, r):
+        axes = self.axes
+        r.alias_output(lambda a: np.transpose(a, axes))
+
+    def replay_backward(self, r):
+        ndim = len(r.grad.shape)
+        back = None if self.axes is None else tuple(np.argsort([ax % ndim for ax in self.axes]))
+        r.pass_through(0, r.view(r.grad, lambda g: np.transpose(g, back)))
 
     def detail(self):
         return "" if self.axes is None else str(tuple(self.axes))
@@ -552,6 +731,27 @@ class Slice(View):
     def backward(self, grad):
         return (IndexedGrad(self.index, grad, self.inputs[0].data.shape, self.basic),)
 
+    def replay_forward(self, r):
+        if not self.basic or not r.alias_output(lambda a, index=self.view_index(): a[index]):
+            r.eager_forward()  # an integer-array index (read at replay: it may be an argument)
+
+    def replay_backward(self, r):
+        if not self.basic:
+            return r.eager_backward()
+        if r.in_place():  # the ops after this slice wrote into the input's gradient
+            return
+        index = self.view_index()
+        target, mode = r.target(0)
+        if mode == "write":
+            r.call(np.copyto, target, 0)
+        region = r.view(target, lambda g: g[index])
+        r.call(np.add, region, r.grad, region)
+
+    def view_index(self):
+        """The index with a trailing ``...``: a 0-d array view where ``a[1]`` of a
+        vector would give a scalar (which numpy cannot write into)."""
+        return self.index if any(i is Ellipsis for i in self.index) else self.index + (...,)
+
     def detail(self):
         return _format_index(self.index)
 
@@ -581,6 +781,22 @@ class Concat(Op):
             start = stop
         return grads
 
+    def replay_forward(self, r):
+        r.call(np.concatenate, tuple(r.ins), self.axis, r.out)
+
+    def replay_backward(self, r):
+        if self.axis is None:
+            return r.eager_backward()
+        grad = r.grad
+        axis = self.axis % len(grad.shape)
+        start = 0
+        for i, value in enumerate(r.ins):
+            stop = start + value.shape[axis]
+            if r.needs[i]:
+                part = (slice(None),) * axis + (slice(start, stop),)
+                r.pass_through(i, r.view(grad, lambda g, part=part: g[part]))
+            start = stop
+
     def detail(self):
         return f"axis={self.axis}"
 
@@ -598,6 +814,15 @@ class Stack(Op):
         moved = np.moveaxis(grad, self.axis, 0)
         return tuple(moved[i] if needs else None
                      for i, needs in enumerate(self.needs_input_grad))
+
+    def replay_forward(self, r):
+        r.call(np.stack, tuple(r.ins), self.axis, r.out)
+
+    def replay_backward(self, r):
+        axis = self.axis
+        for i in range(len(r.ins)):
+            if r.needs[i]:
+                r.pass_through(i, r.view(r.grad, lambda g, i=i: np.moveaxis(g, axis, 0)[i, ...]))
 
     def detail(self):
         return f"axis={self.axis}"
@@ -745,6 +970,8 @@ class Where(Elementwise):
         return (unbroadcast(np.where(self.condition, grad, 0), a.data.shape) if need_a else None,
                 unbroadcast(np.where(self.condition, 0, grad), b.data.shape) if need_b else None)
 
+    replay_forward = Op.replay_forward  # (its ufunc is a method reading the condition)
+
 
 class Softmax(Op):
     """exp(a) / sum(exp(a)) along ``axis``, computed from a - max(a), so no exp can
@@ -795,6 +1022,7 @@ class Dropout(Op):
     multiplies by the same scaled mask."""
 
     __slots__ = ("p", "rng", "mask")
+    draws_random = True  # a compiled step draws a fresh mask at every replay
 
     def __init__(self, p, rng):
         self.p, self.rng = p, rng
@@ -827,8 +1055,18 @@ def _lift(x, like):
         return x
     array = np.asarray(x)
     if like is not None and array.dtype.kind in "biuf" and (array.ndim == 0 or array.dtype.kind != "f"):
-        array = array.astype(like.data.dtype)
+        array = cast(array, like.data.dtype)
     return Tensor(array)
+
+
+def cast(array, dtype):
+    """``array`` as ``dtype``, itself if it already is. While mg.compile captures a step,
+    the cast is noted, so that the replay casts the argument anew at every call."""
+    result = array.astype(dtype, copy=False)
+    tape = thread_state.settings.capture
+    if tape is not None and result is not array:
+        tape.casts[id(result)] = (result, array)
+    return result
 
 
 def _operands(a, b):

@@ -362,6 +362,8 @@ _by_serial = operator.attrgetter("serial")
 
 
 def released_error(node, what):
+    if getattr(node.op, "no_graph", None):  # the loss of a step made by mg.compile
+        return RuntimeError(f"cannot {what} the graph: {node.op.no_graph}")
     where = f" in scope '{node.scope}'" if node.scope else ""
     return RuntimeError(
         f"cannot {what} the graph through {node.op.label}{where}: an earlier backward() "
