@@ -1,4 +1,5 @@
 """mg.viz.animate: the GIF of the backward sweep, frame by frame."""
+import subprocess
 import sys
 
 import numpy as np
@@ -8,7 +9,7 @@ from PIL import Image
 import minigrad as mg
 from minigrad.timesteps import step_of
 from minigrad.viz import animation
-from test_explorer import lstm_loss
+from builders import lstm_loss
 
 RED = np.array([0xd5, 0x00, 0x00])
 
@@ -33,7 +34,7 @@ def frames(path):
 
 @pytest.fixture(scope="module")
 def gif(tmp_path_factory):
-    model, _, loss = lstm_loss(steps=4)
+    model, _, loss = lstm_loss(4, batch=2, x_grad=True, head=True)
     path = mg.viz.animate(loss, tmp_path_factory.mktemp("gif") / "sweep.gif", title="test")
     return model, loss, path
 
@@ -65,7 +66,7 @@ def test_frames_show_the_sweep_moving(gif):
 
 
 def test_keep_steps_leaves_the_middle_steps_out_of_the_drawing(tmp_path):
-    _, _, loss = lstm_loss(steps=6)
+    _, _, loss = lstm_loss(6, batch=2, x_grad=True, head=True)
     whole = frames(mg.viz.animate(loss, tmp_path / "whole.gif"))
     kept = frames(mg.viz.animate(loss, tmp_path / "kept.gif", keep_steps=1))
     assert len(kept) == len(whole)  # still one frame per step of the sweep
@@ -80,14 +81,14 @@ def test_first_and_last_frames_stay_longer(gif):
 
 
 def test_gradients_are_left_as_they_were(tmp_path):
-    model, _, loss = lstm_loss(steps=2)
+    model, _, loss = lstm_loss(2, batch=2, x_grad=True, head=True)
     mg.viz.animate(loss, tmp_path / "sweep.gif")
     assert model.lstm.l0.weight.grad is None
     loss.backward()  # the graph was retained
 
 
 def test_bad_input_is_named(tmp_path):
-    _, _, loss = lstm_loss(steps=2)
+    _, _, loss = lstm_loss(2, batch=2, x_grad=True, head=True)
     with pytest.raises(ValueError, match="must end in .gif"):
         mg.viz.animate(loss, tmp_path / "sweep.png")
     with pytest.raises(ValueError, match="no parameter named 'nope'.*lstm.l0.weight"):
@@ -97,7 +98,26 @@ def test_bad_input_is_named(tmp_path):
 
 
 def test_missing_pillow_says_how_to_install_it(tmp_path, monkeypatch):
-    _, _, loss = lstm_loss(steps=2)
+    _, _, loss = lstm_loss(2, batch=2, x_grad=True, head=True)
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(RuntimeError, match="pip install Pillow"):
         mg.viz.animate(loss, tmp_path / "sweep.gif")
+
+
+def test_a_chinese_title_is_written_with_a_font_that_has_it(tmp_path):
+    title = "反向传播 (backpropagation)"
+    chosen = animation.font_file(title)
+    assert chosen != animation.FONT  # DejaVu Sans has no Chinese
+    covering = subprocess.run(["fc-list", ":charset=53cd 5411 4f20 64ad", "file"],
+                              capture_output=True, text=True).stdout
+    assert chosen in covering
+    assert animation.font_file("loss: |grad| → 0.5") == animation.FONT
+    _, _, loss = lstm_loss(2, batch=2, x_grad=True, head=True)
+    mg.viz.animate(loss, tmp_path / "sweep.gif", title=title)
+
+
+def test_a_title_no_installed_font_has_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(animation, "_fonts_covering", lambda codes: [])
+    _, _, loss = lstm_loss(2, batch=2, x_grad=True, head=True)
+    with pytest.raises(RuntimeError, match="(?s)反.*fonts-noto-cjk or fonts-wqy-zenhei"):
+        mg.viz.animate(loss, tmp_path / "sweep.gif", title="反向")

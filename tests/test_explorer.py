@@ -6,6 +6,7 @@ browser session serves every test of this file. Every check compares the page wi
 the engine itself recorded (``mg.record_backward``) or with numpy, never with the page's
 own data.
 """
+import functools
 import io
 import json
 import os
@@ -22,7 +23,7 @@ from PIL import Image
 import minigrad as mg
 from minigrad.timesteps import step_of
 from minigrad.viz import explorer, steps_view
-from minigrad.models import LSTM
+from builders import Regressor, lstm_loss
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WIDTH, HEIGHT = 1280, 800
@@ -31,26 +32,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # -- graphs --------------------------------------------------------------------------------
 
-class _Model(mg.nn.Module):
-    """An LSTM and a linear head: the shape of the arithmetic models, small."""
-
-    def __init__(self, hidden, rng):
-        self.lstm = LSTM(2, hidden, rng=rng)
-        self.head = mg.nn.Linear(hidden, 1, rng=rng)
-
-
-def lstm_loss(steps=4, hidden=3, batch=2, seed=0):
-    """(model, x, loss): the loss of the last step's output, so the gradient has to
-    travel back through every step."""
-    rng = np.random.default_rng(seed)
-    model = _Model(hidden, rng)
-    x = mg.Tensor(rng.normal(size=(batch, steps, 2)), requires_grad=True, name="x")
-    with mg.scope("lstm"):
-        out, _ = model.lstm(x)
-    logits = model.head(out[:, -1, :])
-    loss = mg.nn.mse_loss(logits, mg.Tensor(rng.normal(size=(batch, 1)), name="target"))
-    loss.name = "loss"
-    return model, x, loss
+# the loss of an LSTM and a head, the last step's output, x needing a gradient too
+sweep_loss = functools.partial(lstm_loss, batch=2, x_grad=True, head=True)
 
 
 def page_json(path):
@@ -63,7 +46,7 @@ def page_json(path):
 # -- the page's data, without a browser -----------------------------------------------------
 
 def test_page_is_one_file_with_nothing_to_fetch(tmp_path):
-    _, _, loss = lstm_loss()
+    _, _, loss = sweep_loss()
     path = mg.viz.explore(loss, tmp_path / "page.html")
     text = open(path, encoding="utf-8").read()
     assert text.startswith("<!DOCTYPE html>")
@@ -76,7 +59,7 @@ def test_page_is_one_file_with_nothing_to_fetch(tmp_path):
 
 
 def test_explore_leaves_gradients_and_graph_as_they_were(tmp_path):
-    model, x, loss = lstm_loss()
+    model, x, loss = sweep_loss()
     before = np.full(model.head.weight.shape, 7.0)
     model.head.weight.grad = before.copy()
     mg.viz.explore(loss, tmp_path / "page.html")
@@ -108,7 +91,7 @@ def test_non_finite_values_survive_the_json():
 
 
 def test_each_parameter_gets_one_contribution_per_time_step(tmp_path):
-    model, _, loss = lstm_loss(steps=4)
+    model, _, loss = sweep_loss(4)
     data = page_json(mg.viz.explore(loss, tmp_path / "page.html"))
     weight = next(t for t in data["tensors"] if t["name"] == "lstm.l0.weight")
     labels = [a[1] for a in weight["arrivals"]]
@@ -123,7 +106,7 @@ def test_each_parameter_gets_one_contribution_per_time_step(tmp_path):
 
 
 def test_state_series_are_those_of_step_grad_norms(tmp_path):
-    _, _, loss = lstm_loss(steps=4)
+    _, _, loss = sweep_loss(4)
     data = page_json(mg.viz.explore(loss, tmp_path / "page.html"))
     loss.backward(retain_grads=True)
     expected = mg.step_grad_norms(loss)
@@ -137,7 +120,7 @@ def test_state_series_are_those_of_step_grad_norms(tmp_path):
 def test_the_eight_step_addition_lstm_fits_in_two_megabytes(tmp_path):
     rng = np.random.default_rng(0)
     steps, hidden, batch = 8, 16, 64
-    model = _Model(hidden, rng)
+    model = Regressor(hidden, 1, rng)
     x = mg.Tensor(rng.integers(0, 2, size=(batch, steps, 2)).astype(float), name="x")
     with mg.scope("lstm"):
         out, _ = model.lstm(x)
@@ -148,7 +131,7 @@ def test_the_eight_step_addition_lstm_fits_in_two_megabytes(tmp_path):
 
 
 def test_a_view_too_big_for_dot_draws_the_first_and_last_steps(tmp_path, monkeypatch):
-    _, _, loss = lstm_loss(steps=6)
+    _, _, loss = sweep_loss(6)
     size = lambda **options: mg.viz.layout_size(mg.viz.fit(loss, "ops", **options))
     whole, two_and_two = size(), size(keep_steps=2)
     assert two_and_two < whole
@@ -186,7 +169,7 @@ def test_names_that_look_like_html_cannot_break_the_pages_script(tmp_path):
     (lambda loss: (mg.Tensor([1.0]), "page.html"), "requires grad"),
 ])
 def test_bad_input_is_named(tmp_path, make, message):
-    _, _, loss = lstm_loss(steps=2)
+    _, _, loss = sweep_loss(2)
     root, name = make(loss)
     with pytest.raises(ValueError, match=message):
         mg.viz.explore(root, tmp_path / name)
@@ -226,10 +209,10 @@ def browser():
 
 
 class Recorded:
-    """The page of ``lstm_loss()`` and, beside it, the sweep as the engine records it."""
+    """The page of ``sweep_loss()`` and, beside it, the sweep as the engine records it."""
 
     def __init__(self, directory):
-        self.model, self.x, self.loss = lstm_loss()
+        self.model, self.x, self.loss = sweep_loss()
         self.path = mg.viz.explore(self.loss, directory / "page.html")
         self.order = mg.tensor.topological_order(self.loss)
         with mg.record_backward() as sweep:

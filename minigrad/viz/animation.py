@@ -12,21 +12,25 @@ attributes added at the end; the layout, which depends on the labels and edges a
 is the same in every frame. Pillow assembles them (``pip install Pillow``; it comes
 with matplotlib).
 """
+import functools
 import io
 import math
 import os
 import pathlib
 import shutil
+import subprocess
 
 from ..timesteps import step_of
 from .explorer import _node_maps, page_data, recorded_sweep
-from .files import MISSING_DOT, write_atomically
+from .files import MISSING_DOT, run_dot, write_atomically
 from .guard import VIEWS, fit
 from .labels import shown
 from .style import is_dark, scale_colour
 
 WIDTH = 800  # pixels: the width of a README column
 FONT = "DejaVuSans.ttf"
+CJK_FONTS = ("Debian's or Ubuntu's fonts-noto-cjk or fonts-wqy-zenhei (apt-get install "
+             "fonts-noto-cjk); ./dev test installs one")
 CURRENT = "#d50000"
 
 
@@ -59,11 +63,14 @@ def animate(root, path, *, view="steps", parameter=None, title=None, keep_steps=
         drawing = fit(root, view, keep_steps=keep_steps)
         maps = _node_maps(drawing, order, root)
     picked = _parameter(data, parameter)
+    fonts = Fonts("".join([shown(title or "")] + [f"{t['name'] or ''}{t['scope']}"
+                                                  for t in data["tensors"]]))
     frames = []
     since = -1  # the entry of the frame before: what arrived after it is new
     for k, caption in _moments(data):
-        picture = Image.open(io.BytesIO(_frame_drawing(drawing, data, maps, k).pipe(format="png")))
-        frames.append(_frame(picture.convert("RGB"), data, picked, (since, k), caption, title))
+        png = run_dot(_frame_drawing(drawing, data, maps, k).source, "png", ".gif")
+        picture = Image.open(io.BytesIO(png)).convert("RGB")
+        frames.append(_frame(picture, data, picked, (since, k), caption, title, fonts))
         since = k
     width = max(f.width for f in frames)
     height = max(f.height for f in frames)
@@ -187,15 +194,53 @@ def _parameter(data, name):
                                           -candidates.index(i)))
 
 
-def _font(size, bold=False):
-    from PIL import ImageFont
-    try:
-        return ImageFont.truetype(FONT.replace(".ttf", "-Bold.ttf") if bold else FONT, size)
-    except OSError:
-        return ImageFont.load_default(size=size)
+class Fonts:
+    """The frame's fonts: one file that has every character the frames write."""
+
+    def __init__(self, text):
+        self.file = font_file(text)
+
+    def __call__(self, size, bold=False):
+        from PIL import ImageFont
+        name = self.file.replace(".ttf", "-Bold.ttf") if bold and self.file == FONT \
+            else self.file
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            return ImageFont.load_default(size=size)
 
 
-def _frame(picture, data, picked, span, caption, title):
+def font_file(text):
+    """A font that has every character of ``text``: DejaVu Sans (the drawings' own
+    look) when it has them, else one that fontconfig (``fc-list``) finds installed.
+
+    RuntimeError naming the characters and a package to install when no font has them:
+    a GIF of empty boxes says nothing. Without fontconfig, DejaVu Sans.
+    """
+    needed = tuple(sorted({ord(c) for c in text if ord(c) > 0x7e}))
+    if not needed or shutil.which("fc-list") is None:
+        return FONT
+    files = _fonts_covering(needed)
+    if not files:
+        missing = [chr(c) for c in needed if not _fonts_covering((c,))]
+        shown_missing = " ".join(missing[:12]) + (" ..." if len(missing) > 12 else "")
+        raise RuntimeError(
+            f"no installed font has every character of the GIF's title and names (none has "
+            f"{shown_missing or 'them all at once'}); install one that has them, for "
+            f"Chinese, Japanese or Korean {CJK_FONTS}")
+    return FONT if any(os.path.basename(f) == FONT for f in files) else files[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _fonts_covering(codes):
+    """The font files fontconfig lists as having every code point in ``codes``."""
+    pattern = ":charset=" + " ".join(f"{c:x}" for c in codes)
+    done = subprocess.run(["fc-list", pattern, "file"], capture_output=True, text=True)
+    return sorted(line.split(":")[0].strip() for line in done.stdout.splitlines()
+                  if line.strip())
+
+
+def _frame(picture, data, picked, span, caption, title, fonts):
     """The drawing scaled to WIDTH, a caption above, the parameter's bars below; the
     frame shows the sweep after entry k, where ``span`` = (entry of the frame before, k)."""
     k = span[1]
@@ -209,21 +254,21 @@ def _frame(picture, data, picked, span, caption, title):
     draw = ImageDraw.Draw(frame)
     y = 6
     if title:
-        draw.text((10, y), shown(title), fill="#222222", font=_font(17, bold=True))
+        draw.text((10, y), shown(title), fill="#222222", font=fonts(17, bold=True))
         y += 24
     step = f"sweep step {k + 1} of {len(data['sweep'])}" if k >= 0 else "sweep step 0"
-    draw.text((WIDTH - 10, 8), step, fill="#666666", font=_font(13), anchor="ra")
-    draw.text((10, y), caption, fill=CURRENT if k >= 0 else "#222222", font=_font(15))
-    _ramp(draw, data["range"], WIDTH - 10, frame.height - foot + 6)
+    draw.text((WIDTH - 10, 8), step, fill="#666666", font=fonts(13), anchor="ra")
+    draw.text((10, y), caption, fill=CURRENT if k >= 0 else "#222222", font=fonts(15))
+    _ramp(draw, data["range"], WIDTH - 10, frame.height - foot + 6, fonts)
     frame.paste(picture, ((WIDTH - picture.width) // 2, head))
     if picked is not None:
-        _bars(draw, data, picked, span, head + picture.height + 4)
+        _bars(draw, data, picked, span, head + picture.height + 4, fonts)
     return frame
 
 
-def _ramp(draw, grad_range, right, top):
+def _ramp(draw, grad_range, right, top, fonts):
     """The fill scale, right-aligned at ``right``: what the colours of the steps mean."""
-    font = _font(12)
+    font = fonts(12)
     low, high = grad_range
     text = f"fill: the largest |grad| in a step, from 1e{low:.1f}"
     end = f"1e{high:.1f}"
@@ -236,7 +281,7 @@ def _ramp(draw, grad_range, right, top):
     draw.text((x - 6, top), text, fill="#444444", font=font, anchor="ra")
 
 
-def _bars(draw, data, i, span, top):
+def _bars(draw, data, i, span, top, fonts):
     """One bar per time step: the norm of that step's contribution to parameter i's
     gradient, drawn once it has arrived (in red in the frame it arrives in); outlines
     show the ones still to come."""
@@ -254,9 +299,9 @@ def _bars(draw, data, i, span, top):
     total = tensor["arrivals"][-1][3]["norm"] if tensor["arrivals"] else 0.0
     so_far = latest[3]["norm"] if latest else 0.0
     draw.text((10, top), f"{tensor['name']}: its gradient is the sum of one contribution "
-              f"per time step", fill="#222222", font=_font(14, bold=True))
+              f"per time step", fill="#222222", font=fonts(14, bold=True))
     draw.text((WIDTH - 10, top), f"|grad| so far {so_far:.3g} of {total:.3g}",
-              fill="#444444", font=_font(13), anchor="ra")
+              fill="#444444", font=fonts(13), anchor="ra")
     peak = max([v for v in finals.values() if math.isfinite(v)] or [1.0]) or 1.0
     base, height = top + 118, 90
     slot = (WIDTH - 20) / max(len(labels), 1)
@@ -270,7 +315,7 @@ def _bars(draw, data, i, span, top):
             draw.rectangle((x0, base - bar, x1, base),
                            fill=CURRENT if label in fresh else "#fd8d3c")
         draw.text(((x0 + x1) / 2, base + 4), label or "outside the steps", fill="#444444",
-                  font=_font(12), anchor="ma")
+                  font=fonts(12), anchor="ma")
 
 
 def _padded(frame, width, height):
