@@ -473,11 +473,12 @@ def mse_loss(pred, target):
 def binary_cross_entropy_with_logits(logits, target):
     """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1].
 
-    Written as softplus(x) - x*t, which equals -[t log s(x) + (1-t) log(1-s(x))] but
-    never takes the log of a rounded-to-zero probability: finite for logits of any size.
+    One elementwise op (``ops.BinaryCrossEntropyWithLogits``) then the mean: finite for
+    finite logits of any size, and at an infinite logit the limit (+inf where the loss
+    diverges, 0 at (+inf, 1) and (-inf, 0)) with the gradient (sigmoid(x) - t) / N.
     """
     logits, target = _same_shape("binary_cross_entropy_with_logits", logits, target)
-    return ops.mean(ops.softplus(logits) - logits * target)
+    return ops.mean(ops.BinaryCrossEntropyWithLogits()(logits, target))
 
 
 def class_indices(owner, what, value, size, *, ignore_index=None):

@@ -523,6 +523,29 @@ class Softplus(Op):
         r.end(0, d)
 
 
+class BinaryCrossEntropyWithLogits(Op):
+    """The elementwise binary cross-entropy of sigmoid(x) against a target t in [0, 1]:
+    -[t log s(x) + (1-t) log(1-s(x))], written (1-t) softplus(x) + t softplus(-x) so no
+    log of a rounded-to-zero probability is taken: finite for every finite x. One op
+    rather than softplus(x) - x*t, because there each infinite logit meets a 0 * inf:
+    here the loss is its limit, +inf where it diverges and 0 at (+inf, 1) and (-inf, 0),
+    and the gradient is sigmoid(x) - t (0 at those points), as PyTorch's; d/dt is -x."""
+
+    __slots__ = ()
+    reads_input = ((0, 1), (0,))
+
+    def forward(self, x, t):
+        # where() drops the 0 * inf of an infinite x at t == 1 or t == 0 (silently: ops
+        # run with numpy's warnings off, see Op.__call__)
+        kept = np.where(t == 1, 0, (1 - t) * np.logaddexp(0, x))
+        return kept + np.where(t == 0, 0, t * np.logaddexp(0, -x))
+
+    def backward(self, grad):
+        (x, t), (need_x, need_t) = self.inputs, self.needs_input_grad
+        return (grad * (_stable_sigmoid(x.data) - t.data) if need_x else None,
+                grad * -x.data if need_t else None)
+
+
 # -- reductions and shape ops -----------------------------------------------------------
 
 def _normalize_axes(axis, ndim):

@@ -83,3 +83,43 @@ def test_a_training_loop_sees_the_value_of_the_loss():
         loss.backward()
         opt.step()
     assert 0 < step < 999
+
+
+# -- binary cross-entropy with logits at infinite logits -----------------------------------
+
+def bce_reference(x, t):
+    """The definition, -[t log s(x) + (1-t) log(1-s(x))], in float64 for finite x."""
+    s = 1 / (1 + np.exp(-x))
+    return -(t * np.log(s) + (1 - t) * np.log(1 - s))
+
+
+def test_bce_with_logits_equals_its_definition_and_passes_gradcheck():
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((3, 4)) * 3, rng.uniform(0, 1, (3, 4))
+    t[0, :2] = (0.0, 1.0)
+    loss = mg.nn.binary_cross_entropy_with_logits(mg.Tensor(x), t)
+    np.testing.assert_allclose(loss.data, bce_reference(x, t).mean(), rtol=1e-12)
+    for shape in [(), (1,), (3, 1), (2, 3)]:
+        logits = mg.Tensor(rng.standard_normal(shape) * 4, requires_grad=True)
+        target = mg.Tensor(rng.uniform(0, 1, shape), requires_grad=True)
+        assert mg.gradcheck(mg.nn.binary_cross_entropy_with_logits, [logits, target])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bce_with_logits_at_infinite_logits_is_the_limit(dtype, warnings_are_errors):
+    inf = np.inf
+    x = np.array([inf, inf, inf, -inf, -inf, -inf, 800.0, -800.0], dtype)
+    t = np.array([1.0, 0.3, 0.0, 0.0, 0.3, 1.0, 1.0, 0.0], dtype)
+    logits = mg.Tensor(x, requires_grad=True)
+    target = mg.Tensor(t, requires_grad=True)
+    n = len(x)
+    for k in range(n):  # each element alone: its loss is the limit
+        one = mg.nn.binary_cross_entropy_with_logits(x[k:k + 1], t[k:k + 1]).item()
+        assert one == [0.0, inf, inf, 0.0, inf, inf, 0.0, 0.0][k], k
+    loss = mg.nn.binary_cross_entropy_with_logits(logits, target)
+    loss.backward()
+    assert loss.item() == inf and loss.dtype == dtype
+    sigmoid = np.array([1, 1, 1, 0, 0, 0, 1, 0], dtype)
+    np.testing.assert_array_equal(logits.grad, (sigmoid - t) / n)  # PyTorch's gradient
+    np.testing.assert_array_equal(target.grad, -x / n)
+    assert logits.grad.dtype == dtype
