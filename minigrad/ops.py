@@ -273,14 +273,29 @@ class Divide(Elementwise):
             r.give(1, np.divide, t, b)
 
 
+def _pow(a, b):
+    """``a ** b`` as C's pow gives it, whatever the exponent's shape. numpy computes a 0-d
+    exponent 0.5 as sqrt, which differs from pow at -0.0 (-0.0 rather than +0.0) and at
+    -inf (nan rather than +inf)."""
+    out = np.power(a, b)
+    if b.ndim == 0 and b == 0.5:
+        out = np.where(a == -np.inf, np.inf, out + 0)  # -0.0 + 0 is +0.0
+    return out
+
+
 class Power(Elementwise):
     """a ** b, with PyTorch's gradients where the formulas meet 0 * inf: d/da is 0 where
     b == 0 (also at a == 0), d/db is 0 where a == 0 and b >= 0 (the limit of a**b log a);
-    elsewhere d/db uses log(a), so it is nan for a < 0, as in PyTorch."""
+    elsewhere d/db uses log(a), so it is nan for a < 0, as in PyTorch.
+
+    Values are C's pow (IEEE 754) for every exponent, a number or a tensor, as PyTorch's
+    ``torch.pow(a, b)`` with a tensor b: (-0.0) ** 0.5 is +0.0 and (-inf) ** 0.5 is +inf,
+    with d/da +inf and 0; (-0.0) ** -0.5 is +inf and (-inf) ** -0.5 is +0.0. (PyTorch's
+    ``a ** 0.5`` with a Python number runs sqrt instead, giving -0.0 and nan there.)"""
 
     __slots__ = ()
     reads_input, reads_output = ((0, 1), (0, 1)), (1,)
-    ufunc = np.power
+    ufunc = staticmethod(_pow)
 
     def forward(self, a, b):
         self.out = Elementwise.forward(self, a, b)
@@ -291,7 +306,7 @@ class Power(Elementwise):
         a, b = a.data, b.data
         grad_a = grad_b = None
         if need_a:
-            grad_a = unbroadcast(grad * np.where(b == 0, 0, b * a ** (b - 1)), a.shape)
+            grad_a = unbroadcast(grad * np.where(b == 0, 0, b * _pow(a, b - 1)), a.shape)
         if need_b:
             d = np.where((a == 0) & (b >= 0), 0, self.out * np.log(a))
             grad_b = unbroadcast(grad * d, b.shape)
@@ -482,15 +497,15 @@ class Tanh(Op):
 
 
 class Relu(Op):
-    """max(a, 0). Keeps its output, as PyTorch does, and like PyTorch passes the gradient
-    wherever the output is not <= 0: at a NaN input (output NaN) the gradient is 1,
-    at 0 it is 0."""
+    """max(a, 0), as PyTorch computes it: a where a is not < 0, so NaN stays NaN and
+    -0.0 stays -0.0. Keeps its output, as PyTorch does, and like PyTorch passes the
+    gradient wherever the output is not <= 0: 1 at a NaN input, 0 at 0 and -0.0."""
 
     __slots__ = ()
     reads_output = (0,)
 
     def forward(self, a):
-        self.out = np.maximum(a, 0)
+        self.out = np.where(a < 0, 0, a)
         return self.out
 
     def backward(self, grad):

@@ -123,3 +123,55 @@ def test_bce_with_logits_at_infinite_logits_is_the_limit(dtype, warnings_are_err
     np.testing.assert_array_equal(logits.grad, (sigmoid - t) / n)  # PyTorch's gradient
     np.testing.assert_array_equal(target.grad, -x / n)
     assert logits.grad.dtype == dtype
+
+
+# -- edge values: relu at NaN, power at -0.0 and -inf (PyTorch's conventions) --------------
+
+def same_floats(actual, expected):
+    """Equal including NaN, and the sign of zero."""
+    actual, expected = np.asarray(actual), np.asarray(expected, dtype=actual.dtype)
+    number = ~np.isnan(expected)
+    return np.array_equal(actual, expected, equal_nan=True) and np.array_equal(
+        np.signbit(actual[number]), np.signbit(expected[number]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_at_nan_and_signed_zeros_is_pytorchs(dtype, warnings_are_errors):
+    x = mg.Tensor(np.array([np.nan, -0.0, 0.0, -np.inf, np.inf, -1.0, 2.0], dtype),
+                  requires_grad=True)
+    y = mg.relu(x)
+    y.sum().backward()
+    assert same_floats(y.data, [np.nan, -0.0, 0.0, 0.0, np.inf, 0.0, 2.0])
+    assert same_floats(x.grad, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0])
+
+
+INF = np.inf
+# (a, b): a ** b, d/da, d/db, as torch.pow(a, b) gives them for tensors a and b
+POWER_EDGES = [
+    (-0.0, 0.5, 0.0, INF, 0.0), (-0.0, -0.5, INF, -INF, -INF), (0.0, 0.5, 0.0, INF, 0.0),
+    (0.0, -0.5, INF, -INF, -INF), (-INF, 0.5, INF, 0.0, np.nan), (-INF, -0.5, 0.0, -0.0, np.nan),
+    (INF, 0.5, INF, 0.0, INF), (INF, -0.5, 0.0, -0.0, np.nan), (-0.0, 1.5, 0.0, 0.0, 0.0),
+    (-INF, 1.5, INF, INF, np.nan), (-0.0, 0.0, 1.0, 0.0, 0.0), (-INF, 0.0, 1.0, 0.0, np.nan),
+    (-0.0, 2.0, 0.0, -0.0, 0.0), (-0.0, 3.0, -0.0, 0.0, 0.0), (-0.0, -1.0, -INF, -INF, INF),
+    (-0.0, -2.0, INF, INF, -INF), (-INF, 2.0, INF, -INF, np.nan), (-INF, 3.0, -INF, INF, np.nan),
+    (-1.0, 0.5, np.nan, np.nan, np.nan), (0.0, INF, 0.0, np.nan, 0.0),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("a, b, value, d_a, d_b", POWER_EDGES)
+def test_power_at_edges_is_pytorchs_pow(a, b, value, d_a, d_b, dtype, warnings_are_errors):
+    for shape in [(), (2,)]:  # a 0-d exponent took numpy's sqrt shortcut for 0.5
+        x = mg.Tensor(np.full(shape, a, dtype), requires_grad=True)
+        e = mg.Tensor(np.full(shape, b, dtype), requires_grad=True)
+        y = x ** e
+        y.sum().backward()
+        assert same_floats(y.data, np.full(shape, value)), (shape, y.data)
+        assert same_floats(x.grad, np.full(shape, d_a)), (shape, x.grad)
+        assert same_floats(e.grad, np.full(shape, d_b)), (shape, e.grad)
+        # a number as the exponent: the same values and d/da
+        x.grad = None
+        y = x ** b
+        y.sum().backward()
+        assert same_floats(y.data, np.full(shape, value)) and same_floats(
+            x.grad, np.full(shape, d_a))
