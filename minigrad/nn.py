@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import ops
-from .tensor import Tensor
+from .tensor import Tensor, astype
 
 _default_rng = np.random.default_rng()
 
@@ -253,7 +253,7 @@ class Module:
             raise ValueError(f"{owner}: " + "; ".join(problems))
         for key, value in arrays.items():
             if key in params:
-                np.copyto(params[key].data, value, casting="same_kind")
+                np.copyto(params[key].data, astype(value, params[key].dtype))
                 params[key]._changed_in_place()
 
     def extra_repr(self):
@@ -456,7 +456,8 @@ class Dropout(Module):
 
 def _same_shape(loss, pred, target):
     pred = pred if isinstance(pred, Tensor) else Tensor(pred)
-    target = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=pred.dtype))
+    if not isinstance(target, Tensor):
+        target = Tensor(astype(np.asarray(target), pred.dtype))
     if pred.shape != target.shape:
         raise ValueError(f"{loss}: input shape {pred.shape} and target shape {target.shape} "
                          "differ")

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .context import thread_state, ignore_numpy_errors, restore_numpy_errors
-from .tensor import Tensor, as_array, check_forward, in_place_changes
+from .tensor import Tensor, as_array, astype, check_forward, in_place_changes
 
 
 def unbroadcast(grad, shape):
@@ -1100,7 +1100,7 @@ def _lift(x, like):
 def cast(array, dtype):
     """``array`` as ``dtype``, itself if it already is. While mg.compile captures a step,
     the cast is noted, so that the replay casts the argument anew at every call."""
-    result = array.astype(dtype, copy=False)
+    result = astype(array, dtype)
     tape = thread_state.settings.capture
     if tape is not None and result is not array:
         tape.casts[id(result)] = (result, array)
@@ -1304,7 +1304,7 @@ def clip(x, low=None, high=None):
             bound = np.asarray(bound)
             if bound.dtype.kind not in "biuf":
                 raise ValueError(f"clip: {name} must be numeric, got {bound.dtype}")
-            bound = bound.astype(x.dtype)
+            bound = astype(bound, x.dtype, copy=True)
         bounds.append(bound)
     return Clip(*bounds)(x)
 

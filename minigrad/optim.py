@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, astype
 
 
 def _check_number(owner, name, value, low, high=None):
@@ -119,7 +119,7 @@ class Optimizer:
         self.steps[...] = arrays["step"]
         for name, buffers in self.state.items():
             for i, buf in enumerate(buffers):
-                np.copyto(buf, arrays[f"{name}.{i}"])  # cast to the parameter's dtype
+                np.copyto(buf, astype(arrays[f"{name}.{i}"], buf.dtype))  # the parameter's
 
     @staticmethod
     def _check_hyper(owner, **hyper):

@@ -239,8 +239,8 @@ class Tensor:
                     f"{self.shape}; pass grad= of that shape")
             grad = np.ones_like(self.data)
         else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad,
-                              dtype=self.dtype)
+            grad = astype(np.asarray(grad.data if isinstance(grad, Tensor) else grad),
+                          self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward(grad=...) needs shape {self.shape}, "
                                  f"got {grad.shape}")
@@ -280,7 +280,8 @@ class Tensor:
                 isinstance(i, Tensor) for i in index)):
             raise IndexError("a Tensor cannot index: tensors hold floats; index with an "
                              "integer or boolean numpy array")
-        self.data[index] = value.data if isinstance(value, Tensor) else value
+        value = np.asarray(value.data if isinstance(value, Tensor) else value)
+        self.data[index] = astype(value, self.dtype) if value.dtype.kind in "biuf" else value
         self._changed_in_place()
 
     def _in_place(self, ufunc, symbol, other):
@@ -532,6 +533,19 @@ def _refuse_nested_tensors(data):
                                 "join tensors (it keeps them in the graph), or pass arrays")
             if isinstance(item, (list, tuple)):
                 stack.append(item)
+
+
+def astype(array, dtype, copy=False):
+    """``array`` as ``dtype`` (itself if it already is, unless ``copy``). A value too large
+    for a narrower dtype (1e6 in float16) becomes inf silently, as an op's overflowing
+    result does: numpy would warn "overflow encountered in cast"."""
+    if not copy and array.dtype == dtype:
+        return array
+    token = ignore_numpy_errors()
+    try:
+        return array.astype(dtype)
+    finally:
+        restore_numpy_errors(token)
 
 
 def as_array(x):

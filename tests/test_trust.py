@@ -175,3 +175,57 @@ def test_power_at_edges_is_pytorchs_pow(a, b, value, d_a, d_b, dtype, warnings_a
         y.sum().backward()
         assert same_floats(y.data, np.full(shape, value)) and same_floats(
             x.grad, np.full(shape, d_a))
+
+
+# -- float16: an overflowing cast gives inf silently, like any op's overflow ---------------
+
+def f16(values):
+    return mg.Tensor(np.array(values, np.float16), requires_grad=True)
+
+
+FLOAT16_OVERFLOWS = {
+    "add a number": lambda: f16([1.0, 2.0]) + 1e6,
+    "radd an array": lambda: np.float64(1e6) + f16([1.0, 2.0]),
+    "multiply": lambda: f16([1.0, 2.0]) * np.array(-1e6),
+    "power": lambda: f16([1.0, 2.0]) ** 1e6,
+    "clip": lambda: mg.clip(f16([1.0, 2.0]), -1e6, 1e6),
+    "maximum": lambda: mg.maximum(f16([1.0, 2.0]), 1e6),
+    "minimum": lambda: mg.minimum(f16([1.0, 2.0]), -1e6),
+    "where": lambda: mg.where(np.array([True, False]), f16([1.0, 2.0]), 1e6),
+    "backward": lambda: (f16([1.0, 2.0]) * 2).backward(np.array([1e6, 1.0])),
+    "backward mixed dtypes": lambda: (f16([1.0, 2.0]) * np.array([[1e6], [1.0]])).sum().backward(),
+    "linear": lambda: mg.nn.Linear(2, 1, dtype=np.float16)(np.array([[1e6, 1.0]])),
+    "mse_loss target": lambda: mg.nn.mse_loss(f16([1.0, 2.0]), np.array([1e6, 1.0])),
+    "load_state_dict": lambda: mg.nn.Linear(2, 1, dtype=np.float16).load_state_dict(
+        {"weight": np.array([[1e6], [1.0]]), "bias": np.array([-1e6])}),
+    "setitem": lambda: setitem(f16([1.0, 2.0]), 0, 1e6),
+    "in-place": lambda: inplace_add(f16([1.0, 2.0]), 1e6),
+}
+
+
+def setitem(t, index, value):
+    with mg.no_grad():
+        t[index] = value
+    return t
+
+
+def inplace_add(t, value):
+    with mg.no_grad():
+        t += value
+    return t
+
+
+@pytest.mark.parametrize("name", FLOAT16_OVERFLOWS)
+def test_float16_overflow_is_inf_without_warnings(name, warnings_are_errors):
+    with np.errstate(all="warn"):  # whatever the caller's setting, minigrad stays quiet
+        FLOAT16_OVERFLOWS[name]()
+
+
+def test_float16_overflow_gives_inf_values():
+    assert np.isinf((f16([1.0, 2.0]) + 1e6).data).all()
+    lin = mg.nn.Linear(2, 1, dtype=np.float16)
+    lin.load_state_dict({"weight": np.array([[1e6], [1.0]]), "bias": np.array([-1e6])})
+    assert lin.weight.data[0, 0] == np.inf and lin.bias.data[0] == -np.inf
+    x = f16([1.0, 2.0])
+    (x * 2).backward(np.array([1e6, 1.0]))
+    assert x.grad.dtype == np.float16 and x.grad[0] == np.inf
