@@ -513,12 +513,11 @@ def cross_entropy(logits, target, *, ignore_index=None):
     sequence (N, T, C) with targets (N, T) alike. Positions whose target equals
     ``ignore_index`` (the padding of a variable-length batch) add nothing, and the mean
     is over the others, as in ``torch.nn.functional.cross_entropy``; with every position
-    ignored the result is NaN, as there. Built from ``log_softmax`` (finite for logits
-    of any size), one integer-array index and a mean. Any other index outside [0, C)
-    raises ValueError rather than wrapping around as numpy's would.
-
-    With ``ignore_index`` the positions kept are chosen from the target's values, so
-    the graph depends on them: ``mg.compile`` cannot replay it for another target.
+    ignored the result is NaN, as there. Two ops, as PyTorch composes it:
+    ``log_softmax`` (finite for logits of any size) and ``NLLLoss``, which reads the
+    target at every call (so a compiled step replays it with each batch's target and
+    padding). Any other index outside [0, C) raises ValueError rather than wrapping
+    around as numpy's would.
     """
     logits = logits if isinstance(logits, Tensor) else Tensor(logits)
     if logits.ndim == 0 or logits.shape[-1] == 0:
@@ -535,11 +534,4 @@ def cross_entropy(logits, target, *, ignore_index=None):
         raise ValueError(f"cross_entropy: target of shape {target.shape} for logits of shape "
                          f"{logits.shape}; expected {logits.shape[:-1]}, one class index "
                          f"per position (the class axis of the logits is last)")
-    if target.ndim == 0:  # one position, (C,) logits: as a batch of one
-        logits, target = logits.reshape(1, classes), target.reshape(1)
-    if ignore_index is None:  # the target array itself indexes (mg.compile rebinds it)
-        index = np.indices(target.shape, sparse=True) + (target,)
-    else:  # the kept positions depend on the target's values
-        keep = target != ignore_index
-        index = np.nonzero(keep) + (target[keep],)
-    return -ops.mean(ops.log_softmax(logits, axis=-1)[index])
+    return ops.NLLLoss(target, ignore_index)(ops.log_softmax(logits, axis=-1))

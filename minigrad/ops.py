@@ -1081,6 +1081,51 @@ class Dropout(Op):
         return f"p={self.p:g}"
 
 
+class NLLLoss(Op):
+    """The mean over positions of -a[..., target]: the negative log-likelihood of the
+    target classes, given log-probabilities ``a`` (..., C) with the class axis last.
+
+    Positions whose target is ``ignore_index`` add nothing and are not counted (NaN if
+    none is left, as in PyTorch). One op rather than an index and a mean because which
+    positions count depends on the target's values: kept as an attribute and read at
+    every forward, the target can change from call to call (``mg.compile`` replays the
+    op with each call's target). The gradient is -grad / count at each kept target."""
+
+    __slots__ = ("target", "ignore_index", "keep", "count")
+
+    def __init__(self, target, ignore_index=None):
+        self.target, self.ignore_index = target, ignore_index
+
+    def forward(self, a):
+        target = self.target
+        self.keep = None if self.ignore_index is None else target != self.ignore_index
+        safe = target if self.keep is None else np.where(self.keep, target, 0)
+        picked = np.take_along_axis(a, safe[..., None], axis=-1)[..., 0]
+        if self.keep is not None:
+            picked = picked * self.keep
+        self.count = np.asarray(target.size if self.keep is None else self.keep.sum(),
+                                dtype=a.dtype)
+        return -(picked.sum(dtype=a.dtype) / self.count)
+
+    def backward(self, grad):
+        a = self.inputs[0].data
+        scale = -grad / self.count
+        values = np.broadcast_to(scale, self.target.shape)
+        if self.keep is not None:  # (where, not *: with nothing kept, -grad / 0 is inf)
+            values = np.where(self.keep, values, 0)
+        safe = self.target if self.keep is None else np.where(self.keep, self.target, 0)
+        out = np.zeros(a.shape, a.dtype)
+        np.put_along_axis(out, safe[..., None], values[..., None].astype(a.dtype), axis=-1)
+        return (out,)
+
+    def release(self):
+        super().release()
+        self.keep = None
+
+    def detail(self):
+        return "" if self.ignore_index is None else f"ignore_index={self.ignore_index}"
+
+
 # -- the functional API: convert operands, call the op -----------------------------------
 
 def _lift(x, like):

@@ -38,8 +38,10 @@ def test_cross_entropy_over_any_leading_shape_matches_the_definition_and_gradche
     kept = target if ignore_index is None else target[target != ignore_index]
     logits = mg.Tensor(x, requires_grad=True)
     loss = cross_entropy(logits, target, ignore_index=ignore_index)
-    if kept.size == 0:
-        assert np.isnan(loss.item())  # nothing to average, as in PyTorch
+    if kept.size == 0:  # nothing to average: NaN, and no gradient, as in PyTorch
+        assert np.isnan(loss.item())
+        loss.backward()
+        assert np.all(logits.grad == 0)
         return
     assert loss.item() == pytest.approx(reference_cross_entropy(x, target, ignore_index),
                                         rel=1e-12)
@@ -208,6 +210,16 @@ def test_train_and_eval_reach_every_submodule_and_eval_makes_dropout_the_identit
     assert (net(mg.Tensor(np.ones((50, 3)))).data == 0).mean() > 0.8
     with pytest.raises(TypeError, match="mode must be a bool"):
         net.train("no")
+
+
+def test_cross_entropy_is_log_softmax_then_one_nllloss_op_reading_the_target():
+    target = np.array([[1, -1], [0, 2]])
+    loss = cross_entropy(mg.Tensor(np.zeros((2, 2, 3)), requires_grad=True), target,
+                         ignore_index=-1)
+    assert repr(loss.op) == "<op nllloss ignore_index=-1>"
+    assert loss.op.inputs[0].op.label == "logsoftmax" and loss.op.target is target
+    assert loss.dtype == np.float64
+    assert cross_entropy(mg.Tensor(np.zeros((2, 3), np.float32)), [0, 1]).dtype == np.float32
 
 
 def test_dropout_is_drawn_as_one_op_with_its_p():
