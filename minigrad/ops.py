@@ -1131,13 +1131,16 @@ class NLLLoss(Op):
 def _lift(x, like):
     """Make a non-Tensor operand a constant Tensor.
 
-    Python numbers and integer arrays take the dtype of the Tensor they meet, so
-    ``x32 * 0.5`` stays float32 (as in PyTorch); float arrays keep their own dtype.
+    Numbers (Python's and numpy's scalars) and integer arrays take the dtype of the
+    Tensor they meet, so ``x32 * 0.5`` stays float32 (as in PyTorch); float arrays keep
+    their own dtype, 0-d ones included, and ``Elementwise`` applies PyTorch's rule to
+    them as to tensors (``Tensor(np.float32(1.5)) * np.array(2.0)`` is float64).
     """
     if isinstance(x, Tensor):
         return x
     array = np.asarray(x)
-    if like is not None and array.dtype.kind in "biuf" and (array.ndim == 0 or array.dtype.kind != "f"):
+    number = array.ndim == 0 and not isinstance(x, np.ndarray)
+    if like is not None and array.dtype.kind in "biuf" and (number or array.dtype.kind != "f"):
         array = cast(array, like.data.dtype)
     return Tensor(array)
 

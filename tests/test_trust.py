@@ -229,3 +229,44 @@ def test_float16_overflow_gives_inf_values():
     x = f16([1.0, 2.0])
     (x * 2).backward(np.array([1e6, 1.0]))
     assert x.grad.dtype == np.float16 and x.grad[0] == np.inf
+
+
+# -- result dtypes: PyTorch's rule for 0-d operands ----------------------------------------
+
+FLOATS = [np.float16, np.float32, np.float64]
+
+
+def expected_dtype(tensor_dtype, tensor_ndim, other):
+    """PyTorch's result dtype (checked against torch for this table): numbers and integer
+    arrays never promote; among float operands a 0-d one does not promote an n-d one."""
+    if not isinstance(other, (np.ndarray, mg.Tensor)) or other.dtype.kind != "f":
+        return np.dtype(tensor_dtype)
+    if (tensor_ndim == 0) == (other.ndim == 0):
+        return np.promote_types(tensor_dtype, other.dtype)
+    return np.dtype(tensor_dtype) if other.ndim == 0 else other.dtype
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("ndim", [0, 2])
+def test_result_dtypes_follow_pytorch_for_every_operand_kind(dtype, ndim):
+    shape = (2,) * ndim
+    others = [2.0, 2, np.float64(2), np.float32(2), np.ones(3, np.int64)[0]]
+    for other_dtype in FLOATS + [np.int64]:
+        for other_shape in [(), (2, 2)]:
+            others.append(np.ones(other_shape, other_dtype))
+            if other_dtype is not np.int64:
+                others.append(mg.Tensor(np.ones(other_shape, other_dtype)))
+    for other in others:
+        want = expected_dtype(dtype, ndim, other)
+        for fn in (lambda a, b: a * b, lambda a, b: b + a, mg.maximum,
+                   lambda a, b: mg.where(np.array(True), b, a)):
+            got = fn(mg.Tensor(np.ones(shape, dtype)), other).dtype
+            assert got == want, (dtype, ndim, type(other).__name__,
+                                 getattr(other, "dtype", None), getattr(other, "ndim", None))
+
+
+def test_a_0d_tensor_and_a_wider_0d_array_give_the_wider_dtype():
+    assert (mg.Tensor(np.float32(1.5)) * np.array(2.0)).dtype == np.float64
+    assert (np.array(2.0) * mg.Tensor(np.float32(1.5))).dtype == np.float64
+    assert (mg.Tensor(np.ones(3, np.float32)) * np.array(2.0)).dtype == np.float32
+    assert (mg.Tensor(np.float32(1.5)) * 2.0).dtype == np.float32
