@@ -209,13 +209,21 @@ class TimeSteps:
         The last step has no next step; its state is the tensors in the same places as
         the previous step's state, when the two steps agree up to there (the last may go
         on to ops of its own, a read-out made inside its scope), else the tensors with
-        the same names, else its outputs (a single step: what leaves it is its state).
+        the same names, else its outputs. A single step has no step to compare with: its
+        state is what leaves it, and what it makes under the name of an initial state it
+        reads without the final 0 (``c`` for ``c0``, as the models name them), which a
+        loss reading only the output leaves inside (an LSTM's ``c``).
         """
         if step.next is not None:
             return list(step.state_out)
         previous = step.prev
         if previous is None:
-            return [t for t in step.outputs if t is not self.root or t.name is not None]
+            state = [t for t in step.outputs if t is not self.root or t.name is not None]
+            initial = {t.name[:-1] for t in step.inputs + step.tensors
+                       if t.op is None and t.name and t.name.endswith("0")}
+            made = {t.name: t for t in step.tensors if t.op is not None and t.name in initial}
+            state += [t for t in made.values() if not any(t is s for s in state)]
+            return sorted(state, key=lambda t: t.serial)
         template = previous.state_out
         places = [previous.position[id(t)] for t in template]
         end = max(places, default=-1) + 1

@@ -270,3 +270,21 @@ def test_a_0d_tensor_and_a_wider_0d_array_give_the_wider_dtype():
     assert (np.array(2.0) * mg.Tensor(np.float32(1.5))).dtype == np.float64
     assert (mg.Tensor(np.ones(3, np.float32)) * np.array(2.0)).dtype == np.float32
     assert (mg.Tensor(np.float32(1.5)) * 2.0).dtype == np.float32
+
+
+# -- step_grad_norms of a one-step model ----------------------------------------------------
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_step_grad_norms_of_a_one_step_lstm_has_every_state(layers):
+    mg.nn.manual_seed(0)
+    lstm = LSTM(2, 3, num_layers=layers)
+    out, _ = lstm(np.ones((2, 1, 2)))
+    loss = (out * out).sum()  # reads only out: c stays inside the step
+    loss.backward(retain_grads=True)
+    norms = mg.timesteps.step_grad_norms(loss)
+    assert sorted(norms) == sorted(f"l{k}/{s}" for k in range(layers) for s in "ch")
+    structure = mg.timesteps.time_steps(loss)
+    for step in structure.steps:
+        c = [t for t in step.tensors if t.name == "c"][-1]
+        np.testing.assert_allclose(norms[f"{step.layer}/c"], [np.linalg.norm(c.grad)])
+        assert norms[f"{step.layer}/c"][0] > 0
