@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .context import thread_state, ignore_numpy_errors, restore_numpy_errors
-from .tensor import Tensor, as_array, check_forward, in_place_changes
+from .tensor import Tensor, as_array, astype, check_forward, in_place_changes
 
 
 def unbroadcast(grad, shape):
@@ -279,14 +279,29 @@ class Divide(Elementwise):
             r.give(1, np.divide, t, b)
 
 
+def _pow(a, b):
+    """``a ** b`` as C's pow gives it, whatever the exponent's shape. numpy computes a 0-d
+    exponent 0.5 as sqrt, which differs from pow at -0.0 (-0.0 rather than +0.0) and at
+    -inf (nan rather than +inf)."""
+    out = np.power(a, b)
+    if b.ndim == 0 and b == 0.5:
+        out = np.where(a == -np.inf, np.inf, out + 0)  # -0.0 + 0 is +0.0
+    return out
+
+
 class Power(Elementwise):
     """a ** b, with PyTorch's gradients where the formulas meet 0 * inf: d/da is 0 where
     b == 0 (also at a == 0), d/db is 0 where a == 0 and b >= 0 (the limit of a**b log a);
-    elsewhere d/db uses log(a), so it is nan for a < 0, as in PyTorch."""
+    elsewhere d/db uses log(a), so it is nan for a < 0, as in PyTorch.
+
+    Values are C's pow (IEEE 754) for every exponent, a number or a tensor, as PyTorch's
+    ``torch.pow(a, b)`` with a tensor b: (-0.0) ** 0.5 is +0.0 and (-inf) ** 0.5 is +inf,
+    with d/da +inf and 0; (-0.0) ** -0.5 is +inf and (-inf) ** -0.5 is +0.0. (PyTorch's
+    ``a ** 0.5`` with a Python number runs sqrt instead, giving -0.0 and nan there.)"""
 
     __slots__ = ()
     reads_input, reads_output = ((0, 1), (0, 1)), (1,)
-    ufunc = np.power
+    ufunc = staticmethod(_pow)
 
     def forward(self, a, b):
         self.out = Elementwise.forward(self, a, b)
@@ -297,7 +312,7 @@ class Power(Elementwise):
         a, b = a.data, b.data
         grad_a = grad_b = None
         if need_a:
-            grad_a = unbroadcast(grad * np.where(b == 0, 0, b * a ** (b - 1)), a.shape)
+            grad_a = unbroadcast(grad * np.where(b == 0, 0, b * _pow(a, b - 1)), a.shape)
         if need_b:
             d = np.where((a == 0) & (b >= 0), 0, self.out * np.log(a))
             grad_b = unbroadcast(grad * d, b.shape)
@@ -488,15 +503,15 @@ class Tanh(Op):
 
 
 class Relu(Op):
-    """max(a, 0). Keeps its output, as PyTorch does, and like PyTorch passes the gradient
-    wherever the output is not <= 0: at a NaN input (output NaN) the gradient is 1,
-    at 0 it is 0."""
+    """max(a, 0), as PyTorch computes it: a where a is not < 0, so NaN stays NaN and
+    -0.0 stays -0.0. Keeps its output, as PyTorch does, and like PyTorch passes the
+    gradient wherever the output is not <= 0: 1 at a NaN input, 0 at 0 and -0.0."""
 
     __slots__ = ()
     reads_output = (0,)
 
     def forward(self, a):
-        self.out = np.maximum(a, 0)
+        self.out = np.where(a < 0, 0, a)
         return self.out
 
     def backward(self, grad):
@@ -527,6 +542,29 @@ class Softplus(Op):
         r.call(np.divide, 1, d, d)
         r.call(np.multiply, r.grad, d, d)
         r.end(0, d)
+
+
+class BinaryCrossEntropyWithLogits(Op):
+    """The elementwise binary cross-entropy of sigmoid(x) against a target t in [0, 1]:
+    -[t log s(x) + (1-t) log(1-s(x))], written (1-t) softplus(x) + t softplus(-x) so no
+    log of a rounded-to-zero probability is taken: finite for every finite x. One op
+    rather than softplus(x) - x*t, because there each infinite logit meets a 0 * inf:
+    here the loss is its limit, +inf where it diverges and 0 at (+inf, 1) and (-inf, 0),
+    and the gradient is sigmoid(x) - t (0 at those points), as PyTorch's; d/dt is -x."""
+
+    __slots__ = ()
+    reads_input = ((0, 1), (0,))
+
+    def forward(self, x, t):
+        # where() drops the 0 * inf of an infinite x at t == 1 or t == 0 (silently: ops
+        # run with numpy's warnings off, see Op.__call__)
+        kept = np.where(t == 1, 0, (1 - t) * np.logaddexp(0, x))
+        return kept + np.where(t == 0, 0, t * np.logaddexp(0, -x))
+
+    def backward(self, grad):
+        (x, t), (need_x, need_t) = self.inputs, self.needs_input_grad
+        return (grad * (_stable_sigmoid(x.data) - t.data) if need_x else None,
+                grad * -x.data if need_t else None)
 
 
 # -- reductions and shape ops -----------------------------------------------------------
@@ -1053,18 +1091,66 @@ class Dropout(Op):
         return f"p={self.p:g}"
 
 
+class NLLLoss(Op):
+    """The mean over positions of -a[..., target]: the negative log-likelihood of the
+    target classes, given log-probabilities ``a`` (..., C) with the class axis last.
+
+    Positions whose target is ``ignore_index`` add nothing and are not counted (NaN if
+    none is left, as in PyTorch). One op rather than an index and a mean because which
+    positions count depends on the target's values: kept as an attribute and read at
+    every forward, the target can change from call to call (``mg.compile`` replays the
+    op with each call's target). The gradient is -grad / count at each kept target."""
+
+    __slots__ = ("target", "ignore_index", "keep", "count")
+
+    def __init__(self, target, ignore_index=None):
+        self.target, self.ignore_index = target, ignore_index
+
+    def forward(self, a):
+        target = self.target
+        self.keep = None if self.ignore_index is None else target != self.ignore_index
+        safe = target if self.keep is None else np.where(self.keep, target, 0)
+        picked = np.take_along_axis(a, safe[..., None], axis=-1)[..., 0]
+        if self.keep is not None:
+            picked = picked * self.keep
+        self.count = np.asarray(target.size if self.keep is None else self.keep.sum(),
+                                dtype=a.dtype)
+        return -(picked.sum(dtype=a.dtype) / self.count)
+
+    def backward(self, grad):
+        a = self.inputs[0].data
+        scale = -grad / self.count
+        values = np.broadcast_to(scale, self.target.shape)
+        if self.keep is not None:  # (where, not *: with nothing kept, -grad / 0 is inf)
+            values = np.where(self.keep, values, 0)
+        safe = self.target if self.keep is None else np.where(self.keep, self.target, 0)
+        out = np.zeros(a.shape, a.dtype)
+        np.put_along_axis(out, safe[..., None], values[..., None].astype(a.dtype), axis=-1)
+        return (out,)
+
+    def release(self):
+        super().release()
+        self.keep = None
+
+    def detail(self):
+        return "" if self.ignore_index is None else f"ignore_index={self.ignore_index}"
+
+
 # -- the functional API: convert operands, call the op -----------------------------------
 
 def _lift(x, like):
     """Make a non-Tensor operand a constant Tensor.
 
-    Python numbers and integer arrays take the dtype of the Tensor they meet, so
-    ``x32 * 0.5`` stays float32 (as in PyTorch); float arrays keep their own dtype.
+    Numbers (Python's and numpy's scalars) and integer arrays take the dtype of the
+    Tensor they meet, so ``x32 * 0.5`` stays float32 (as in PyTorch); float arrays keep
+    their own dtype, 0-d ones included, and ``Elementwise`` applies PyTorch's rule to
+    them as to tensors (``Tensor(np.float32(1.5)) * np.array(2.0)`` is float64).
     """
     if isinstance(x, Tensor):
         return x
     array = np.asarray(x)
-    if like is not None and array.dtype.kind in "biuf" and (array.ndim == 0 or array.dtype.kind != "f"):
+    number = array.ndim == 0 and not isinstance(x, np.ndarray)
+    if like is not None and array.dtype.kind in "biuf" and (number or array.dtype.kind != "f"):
         array = cast(array, like.data.dtype)
     return Tensor(array)
 
@@ -1072,7 +1158,7 @@ def _lift(x, like):
 def cast(array, dtype):
     """``array`` as ``dtype``, itself if it already is. While mg.compile captures a step,
     the cast is noted, so that the replay casts the argument anew at every call."""
-    result = array.astype(dtype, copy=False)
+    result = astype(array, dtype)
     tape = thread_state.settings.capture
     if tape is not None and result is not array:
         tape.casts[id(result)] = (result, array)
@@ -1276,7 +1362,7 @@ def clip(x, low=None, high=None):
             bound = np.asarray(bound)
             if bound.dtype.kind not in "biuf":
                 raise ValueError(f"clip: {name} must be numeric, got {bound.dtype}")
-            bound = bound.astype(x.dtype)
+            bound = astype(bound, x.dtype, copy=True)
         bounds.append(bound)
     return Clip(*bounds)(x)
 
