@@ -15,6 +15,7 @@ The lesson is this file, top to bottom: the data, the model, the optimizer, the 
 loop, the evaluation. The sequences come from ``models/data/adding.py``; the plumbing
 (flags, progress bar, JSON) in ``lesson.py``. ``--help`` lists every flag.
 """
+import argparse
 import os
 import time
 
@@ -79,16 +80,27 @@ def run(args):
     model = Adder(args.model, args.hidden, forget_bias=args.forget_bias, rng=rng["init"])
     optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
 
-    # 4. The training loop.
+    # 4. The training loop. One step is the loss of a batch and its backward pass.
+    #    mg.compile records that step once and then replays it as plain numpy calls
+    #    (docs/compile.md): the same loss and gradients, about twice as fast; the
+    #    graph is not kept, so to draw it, call training_loss(x, y) itself.
+    def training_loss(x, y):
+        return mg.nn.mse_loss(model(x), y)
+
+    def eager_step(x, y):
+        loss = training_loss(x, y)
+        loss.backward()                                    # back through all T steps
+        return loss
+
+    train_step = mg.compile(training_loss) if args.compile else eager_step
     history = {"sequences": [], "loss": [], "val_mse": [], "val_accuracy": []}
     bar = lesson.progress(args.steps, f"training {args.model}", args.quiet)
     start, cpu_start = time.perf_counter(), time.process_time()
     smoothed, converged = None, False
     for step in range(1, args.steps + 1):
         x, y = sample(args.batch_size, T, rng["batches"])
-        loss = mg.nn.mse_loss(model(x), y)
         optimizer.zero_grad()
-        loss.backward()                                    # back through all T steps
+        loss = train_step(x, y)                            # forward and backward
         mg.optim.clip_grad_norm(model.parameters(), args.clip)
         optimizer.step()
 
@@ -141,7 +153,7 @@ def run(args):
               "cpu_seconds": round(cpu_seconds, 3),  # less moved by other processes
               "test_mse": test_mse, "test_accuracy": test_accuracy,
               "test_sequences": TEST_SEQUENCES, "baseline_mse": baseline_mse(test_y),
-              "converged": converged,
+              "converged": converged, "compile": args.compile,
               "validation_accuracy": history["val_accuracy"][-1],
               **{k: v for k, v in args.config.items() if k not in ("task", "model", "length",
                                                                     "seed", "steps")},
@@ -169,6 +181,9 @@ def parse_args(argv=None):
         help="clip the gradient to this norm before every update (default 1)")
     add("--forget-bias", type=float, default=1.0,
         help="LSTM only: initial forget-gate bias (default 1: the cell starts by remembering)")
+    add("--compile", action=argparse.BooleanOptionalAction, default=True,
+        help="replay the training step with mg.compile (default; --no-compile runs the "
+             "engine at every step: same results, slower)")
     add("--target", type=lesson.positive_float, default=0.995,
         help="stop once this fraction of the validation sequences is within 0.04, at two "
              "evaluations in a row (default 0.995)")

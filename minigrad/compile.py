@@ -28,6 +28,7 @@ engine beside every replay and raises where the two differ. See ``docs/compile.m
 """
 import functools
 import heapq
+import inspect
 import math
 
 import numpy as np
@@ -148,12 +149,24 @@ def capture(fn, args, leaves, keep_values=False):
         raise RuntimeError("mg.compile: a step was called inside no_grad(); it computes "
                            "gradients (call it outside, or call fn itself)")
     tape, loss, extras = run_taped(fn, args)
-    planner = Planner(tape, leaves, loss, extras, reuse=not keep_values)
+    planner = Planner(tape, leaves, loss, extras, reuse=not keep_values,
+                      arg_names=_argument_names(fn, args, leaves))
     planner.check_outside()
     if loss.requires_grad:  # the engine's own gradients for this first call
         loss.backward()
     plan = planner.build()
     return _result(loss.data, [e.data for e in extras], bool(extras)), plan
+
+
+def _argument_names(fn, args, leaves):
+    """fn's parameter names for its array arguments, when each argument is one array."""
+    if len(args) != len(leaves):
+        return ()
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ()
+    return tuple(names[:len(args)]) if len(names) >= len(args) else ()
 
 
 def run_taped(fn, args):
@@ -265,8 +278,9 @@ class Planner:
     after the backward calls, which is where one matrix product replaces T.
     """
 
-    def __init__(self, tape, leaves, loss, extras, reuse=True):
+    def __init__(self, tape, leaves, loss, extras, reuse=True, arg_names=()):
         self.tape, self.leaves, self.loss, self.extras = tape, leaves, loss, extras
+        self.arg_names = arg_names
         self.reuse = reuse
         self.calls = []          # [func, args, kwargs], in order
         self.values = {}
@@ -276,6 +290,8 @@ class Planner:
         self.columns = {}        # id(concat output) -> the columns of its gradient read
         self.deferred = {}       # id(parameter) -> [(kind, ...)]
         self.waiting = {}        # id(tensor) -> a first contribution not yet written
+        self.origins = []        # per call: (pass, op label, scope), for listing the plan
+        self.origin = ("forward", "argument", "", 0)  # (pass, op, scope, which op)
         self.params = {}         # id(parameter) -> (tensor, its data array at capture)
         self.variable = set()    # ids of tensors whose value can change between calls
         self.by_data = {}        # id(array) -> value: tensors' data, for detach() & co.
@@ -322,7 +338,7 @@ class Planner:
         for k, leaf in enumerate(self.leaves):
             array = _leaf_array(leaf)
             value = Value(array.shape, array.dtype, np.empty(array.shape, array.dtype),
-                          name=f"argument {k}")
+                          name=self.arg_names[k] if k < len(self.arg_names) else f"argument {k}")
             self.arg_values.append(value)
             if isinstance(leaf, Tensor):
                 self.values[id(leaf)] = value
@@ -369,7 +385,7 @@ class Planner:
             source = self.trace(cast[1])  # an argument cast to a module's dtype
             if source is not None:
                 found = Value(array.shape, array.dtype, name=f"{source.name} as {array.dtype}")
-                self.calls.append([_cast_into, (source, found), {}])
+                self.emit(_cast_into, source, found)
                 self.by_data[id(array)] = found
         return found
 
@@ -381,7 +397,9 @@ class Planner:
             value = Value(out.data.shape, out.data.dtype, out.data, name="constant")
         else:
             self.variable.add(id(out))
-            value = Value(out.data.shape, out.data.dtype, name=op.label)
+            value = Value(out.data.shape, out.data.dtype,
+                          name=out.name or _expression(op, [self.values[id(t)] for t in inputs]))
+            self.origin = ("forward", op.label, out.scope, len(self.nodes))
             op.replay_forward(OpPlan(self, op, inputs, out, value))
             self.nodes.append((op, out, value))
         self.values[id(out)] = value
@@ -427,6 +445,7 @@ class Planner:
         for op, inputs, out in reversed(self.entries):
             grad = self.grads.get(id(out))
             if grad is not None and out.op is op:
+                self.origin = ("backward", op.label, out.scope, id(op))
                 op.replay_backward(OpPlan(self, op, inputs, out, self.values[id(out)], grad))
 
     def _plan_slices(self):
@@ -435,6 +454,7 @@ class Planner:
         view into it: the ops after the slices write their gradients in place, and the
         slices' backward has nothing left to do."""
         from .ops import Slice
+        self.origin = ("backward", "slice", "", 0)
         slices = {}
         for op, inputs, out in self.entries:
             if type(op) is Slice and op.basic and out.op is op and self.arrivals.get(id(out)):
@@ -449,14 +469,15 @@ class Planner:
                 cover[op.index] += 1
             if cover.max() > 1:
                 continue  # overlapping slices: each adds into the whole gradient instead
-            grad = Value(source.data.shape, source.data.dtype, name="gradient")
+            grad = Value(source.data.shape, source.data.dtype,
+                         name=f"d{self.values[key].name}")
             self.grads[key] = grad
             if cover.min() == 0:
-                self.calls.append([np.copyto, (grad, 0), {}])  # where no slice reaches
+                self.emit(np.copyto, grad, 0)  # where no slice reaches
             for op, _, out in found:
                 self.regions[id(out)] = Value(out.data.shape, grad.dtype, base=grad,
                                               how=_indexer(op.view_index()),
-                                              name="gradient slice")
+                                              name=f"{grad.name}{op.detail()}")
 
     def _plan_concat_columns(self):
         """A concat along the last axis some of whose parts need no gradient (the x_t
@@ -484,7 +505,7 @@ class Planner:
         grad = self.regions.get(key)
         if grad is None:
             data = self.values[key]
-            grad = Value(data.shape, data.dtype, name=f"gradient of {data.name}")
+            grad = Value(data.shape, data.dtype, name=f"d{data.name}")
         self.grads[key] = grad
         waiting = self.waiting.pop(key, None)
         if waiting is not None:
@@ -494,6 +515,7 @@ class Planner:
 
     def emit(self, func, *args, **kwargs):
         self.calls.append([func, args, kwargs])
+        self.origins.append(self.origin)
 
     def commit(self, t, source):
         """Add ``source`` to ``t``'s gradient (written if first; broadcast up or summed
@@ -513,6 +535,7 @@ class Planner:
         """Sum each parameter's deferred contributions. A weight used at every time step
         gets one product of two stacked arrays, [a_1; ...; a_T].T @ [g_1; ...; g_T],
         instead of T small ones, and its bias one sum over all the rows."""
+        self.origin = ("after the loop", "parameters", "", 0)
         for key, parts in self.deferred.items():
             t = parts[0][1]
             products = [p for p in parts if p[0] == "matmul"]
@@ -556,7 +579,8 @@ class Planner:
         if any(v.array is not None or v.base is not None for v in values) \
                 or len({id(v) for v in values}) != len(values):
             return False
-        stacked = Value((len(values),) + first.shape, first.dtype, name="stacked")
+        stacked = Value((len(values),) + first.shape, first.dtype,
+                        name=f"{first.name} (every step)")
         for i, v in enumerate(values):
             v.base, v.slot, v.how = stacked, i, _indexer(i)
         return True
@@ -588,7 +612,7 @@ def _stacked_rows(slot):
     """The stacked array that ``slot`` is part of, as a matrix of rows."""
     base = slot.base
     return Value((math.prod(base.shape[:-1]), base.shape[-1]), base.dtype, base=base,
-                 how=lambda a: a.reshape(-1, a.shape[-1]), name="stacked rows")
+                 how=lambda a: a.reshape(-1, a.shape[-1]), name=base.name)
 
 
 def _summed_axes(source_shape, shape):
@@ -626,14 +650,15 @@ class OpPlan:
         """Plan ``func(*args, **kwargs)``; values among them stand for their arrays."""
         self.planner.emit(func, *args, **kwargs)
 
-    def view(self, value, how):
+    def view(self, value, how, name=None):
         """A value that is ``how(array of value)``: a slice, a transpose."""
         probe = value.probe()
         view = how(probe)
         if not isinstance(view, np.ndarray) or view.size and not np.shares_memory(view, probe):
             raise AssertionError(f"{self.op.label}: its replay asked for a view that numpy "
                                  f"makes as a copy")
-        return Value(view.shape, value.dtype, base=value, how=how, name=f"view of {value.name}")
+        return Value(view.shape, value.dtype, base=value, how=how,
+                     name=name or f"view of {value.name}")
 
     def scratch(self, shape, dtype=None):
         return Value(shape, self.out.dtype if dtype is None else dtype, name="scratch")
@@ -645,6 +670,8 @@ class OpPlan:
         if not np.shares_memory(how(probe), probe):
             return False
         self.out.base, self.out.how = self.ins[0], how
+        if self.output.name is None:
+            self.out.name = f"{self.ins[0].name}{self.op.detail()}"
         return True
 
     def reshaped(self, value, shape):
@@ -685,7 +712,7 @@ class OpPlan:
         if shape == t.data.shape and key not in self.planner.params \
                 and key not in self.planner.grads and key not in self.planner.waiting:
             return self.planner.target(t)[0]
-        return Value(shape, t.data.dtype, name="contribution")
+        return Value(shape, t.data.dtype, name=f"part of d{self.ins[i].name}")
 
     def end(self, i, value):
         """Finish a contribution begun with ``begin``."""
@@ -721,7 +748,7 @@ class OpPlan:
         elif planner.arrivals.get(key) == 1:
             planner.grads[key] = source  # the very same array: nothing to compute
         elif key in planner.waiting:  # two views: added in one call, never copied first
-            grad = Value(shape, source.dtype, name="gradient")
+            grad = Value(shape, source.dtype, name=f"d{planner.values[key].name}")
             planner.grads[key] = grad
             planner.emit(np.add, planner.waiting.pop(key), source, grad)
         else:
@@ -753,6 +780,45 @@ class OpPlan:
         for i, value in enumerate(targets):
             if value is not None:
                 self.pass_through(i, value)
+
+
+_SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "matmul": "@"}
+
+
+def _expression(op, ins):
+    """A short name for an op's output, for the plan's listing: ``f*c``, ``tanh(c)``."""
+    names = [v.name for v in ins]
+    if op.label in _SYMBOLS and len(names) == 2:
+        text = _SYMBOLS[op.label].join(n if n.isidentifier() or "." in n else f"({n})"
+                                       for n in names)
+    elif op.label in ("concat", "stack"):
+        text = f"{op.label}[{', '.join(names)}]"
+    else:
+        text = f"{op.label}({', '.join(names)})"
+    return text if len(text) <= 16 else op.label
+
+
+def _describe_call(call):
+    """``np.multiply(di, i, out=di)``: a planned call as text, arrays by their names."""
+    func, args, kwargs = call
+    name = getattr(func, "__name__", type(func).__name__)
+    if isinstance(func, np.ufunc) and args and isinstance(args[-1], Value) \
+            and len(args) > func.nin:
+        kwargs, args = dict(kwargs, out=args[-1]), args[:-1]
+    text = [_describe_argument(a) for a in args]
+    text += [f"{k}={_describe_argument(v)}" for k, v in kwargs.items()]
+    prefix = "np." if getattr(np, name, None) is func else ""
+    return f"{prefix}{name}({', '.join(text)})"
+
+
+def _describe_argument(a):
+    if isinstance(a, Value):
+        return a.name
+    if isinstance(a, tuple):
+        return "(" + ", ".join(_describe_argument(b) for b in a) + ")"
+    if isinstance(a, np.ndarray):
+        return f"array{a.shape}"
+    return getattr(a, "label", None) or repr(a)
 
 
 def _reshaper(shape):
@@ -817,6 +883,8 @@ class Plan:
         self.nodes = [(op.label, out.scope, value.resolve())
                       for op, out, value in planner.nodes]
         self.call_count = len(self.calls)
+        self.listing = [origin + (_describe_call(call),)
+                        for origin, call in zip(planner.origins, planner.calls)]
         self.replacements = nn.replacements[0]
 
     def still_valid(self):
