@@ -382,8 +382,9 @@ class Matmul(Op):
             r.matmul_weight(1, r.rows(a), grad_rows)
         elif columns is not None:  # only the columns of a concat that need a gradient
             target, _ = r.target(0)
-            r.call(np.matmul, grad, r.view(b, lambda w: w[columns].T),
-                   r.view(target, lambda g: g[:, columns]))
+            span = f"{columns.start}:{columns.stop}"
+            r.call(np.matmul, grad, r.view(b, lambda w: w[columns].T, f"{b.name}[{span}].T"),
+                   r.view(target, lambda g: g[:, columns], f"{target.name}[:, {span}]"))
             r.matmul_weight(1, a, grad)
         else:
             r.give(0, np.matmul, grad, r.transposed(b), shape=a.shape)
@@ -839,7 +840,8 @@ class Concat(Op):
             stop = start + value.shape[axis]
             if r.needs[i]:
                 part = (slice(None),) * axis + (slice(start, stop),)
-                r.pass_through(i, r.view(grad, lambda g, part=part: g[part]))
+                r.pass_through(i, r.view(grad, lambda g, part=part: g[part],
+                                         f"{grad.name}{_format_index(part)}"))
             start = stop
 
     def detail(self):
@@ -868,7 +870,9 @@ class Stack(Op):
         axis = self.axis
         for i in range(len(r.ins)):
             if r.needs[i]:
-                r.pass_through(i, r.view(r.grad, lambda g, i=i: np.moveaxis(g, axis, 0)[i, ...]))
+                part = f"{r.grad.name}[{':, ' * (axis % len(r.grad.shape))}{i}]"
+                r.pass_through(i, r.view(r.grad, lambda g, i=i: np.moveaxis(g, axis, 0)[i, ...],
+                                         part))
 
     def detail(self):
         return f"axis={self.axis}"
