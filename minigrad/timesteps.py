@@ -19,6 +19,7 @@ per layer). This module groups the tensors of a graph by the innermost scope com
 call. Everything is one pass over the topological order: no recursion, and the same
 graph gives the same answer on every run.
 """
+import functools
 import re
 
 import numpy as np
@@ -26,11 +27,19 @@ import numpy as np
 from .nn import Parameter
 from .tensor import Tensor, topological_order
 
-__all__ = ["STEP", "step_of", "same_entry", "Step", "TimeSteps", "time_steps", "step_grad_norms"]
+__all__ = ["STEP", "step_of", "same_entry", "Step", "TimeSteps", "time_steps", "step_grad_norms",
+           "norm"]
 
 STEP = re.compile(r"t(\d+)")  # a scope component naming a time step: 't0', 't17'
 
 
+def norm(array):
+    """The Frobenius norm of ``array`` in float64: the size of a gradient, as
+    ``step_grad_norms`` and every picture of the graph give it."""
+    return float(np.linalg.norm(np.asarray(array, np.float64).ravel()))
+
+
+@functools.lru_cache(maxsize=4096)
 def step_of(scope):
     """(scope of the enclosing layer, step number) for a tensor made in ``scope``.
 
@@ -103,12 +112,12 @@ class TimeSteps:
     ``users``    {id(tensor): [tensors whose op consumes it]}, in creation order.
     """
 
-    def __init__(self, root):
+    def __init__(self, root, order=None):
         if not isinstance(root, Tensor):
             raise TypeError(f"the time steps of a graph are read from the minigrad Tensor at "
                             f"its end (a loss, an output), got {type(root).__name__}")
         self.root = root
-        self.order = topological_order(root)
+        self.order = order or topological_order(root)  # given: the caller walked it
         self.step_at, self.users = {}, {}
         found = {}
         for tensor in self.order:
@@ -302,6 +311,6 @@ def step_grad_norms(root):
             for key, tensor in zip(structure.state_keys(step, state), state):
                 column = columns.setdefault(key, np.zeros(len(steps)))
                 if tensor.grad is not None:
-                    column[k] = np.linalg.norm(np.asarray(tensor.grad, np.float64).ravel())
+                    column[k] = norm(tensor.grad)
         norms.update(columns)
     return norms

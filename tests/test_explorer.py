@@ -22,7 +22,7 @@ from PIL import Image
 
 import minigrad as mg
 from minigrad.timesteps import step_of
-from minigrad.viz import explorer, steps_view
+from minigrad.viz import steps_view, sweep
 from builders import Regressor, lstm_loss
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -72,22 +72,22 @@ def test_explore_leaves_gradients_and_graph_as_they_were(tmp_path):
 def test_large_tensors_are_summarised_not_dumped():
     rng = np.random.default_rng(1)
     a = rng.normal(size=(300, 7, 50))
-    s = explorer.summary(a)
-    assert (s["heat"]["rows"], s["heat"]["cols"]) == (explorer.MAX_CELLS, explorer.MAX_CELLS)
-    assert len(s["heat"]["codes"]) <= 4 * explorer.MAX_CELLS ** 2 // 3 + 4
+    s = sweep.summary(a)
+    assert (s["heat"]["rows"], s["heat"]["cols"]) == (sweep.MAX_CELLS, sweep.MAX_CELLS)
+    assert len(s["heat"]["codes"]) <= 4 * sweep.MAX_CELLS ** 2 // 3 + 4
     assert s["min"] == a.min() and s["max"] == a.max()
     assert s["mean"] == pytest.approx(a.mean()) and s["norm"] == pytest.approx(np.linalg.norm(a))
-    small = explorer.summary(np.array([[1.0, -2.0], [0.5, 0.0]]))
+    small = sweep.summary(np.array([[1.0, -2.0], [0.5, 0.0]]))
     assert (small["heat"]["rows"], small["heat"]["cols"]) == (2, 2)
     codes = np.frombuffer(__import__("base64").b64decode(small["heat"]["codes"]), np.int8)
     assert codes.tolist() == [64, -127, 32, 0] and small["heat"]["scale"] == 2.0
 
 
 def test_non_finite_values_survive_the_json():
-    s = explorer.summary(np.array([1.0, np.nan, np.inf]))
+    s = sweep.summary(np.array([1.0, np.nan, np.inf]))
     assert s["max"] == "nan" and s["norm"] == "nan"
     json.dumps(s, allow_nan=False)
-    assert explorer.summary(np.array([-np.inf, 1.0]))["min"] == "-inf"
+    assert sweep.summary(np.array([-np.inf, 1.0]))["min"] == "-inf"
 
 
 def test_each_parameter_gets_one_contribution_per_time_step(tmp_path):
@@ -143,6 +143,24 @@ def test_a_view_too_big_for_dot_draws_the_first_and_last_steps(tmp_path, monkeyp
     assert data["views"]["ops"]["keep_steps"] == 2  # t0, t1, t4, t5 drawn
     assert data["views"]["steps"]["keep_steps"] is None
     assert len(data["sweep"]) > 6 * 15  # the timeline still covers the whole sweep
+
+
+def test_one_explore_walks_the_graph_once(tmp_path, monkeypatch):
+    """The sweep's topological order serves every view, the census and the time steps:
+    one walk of the graph, where there were seven."""
+    import minigrad.timesteps
+    from minigrad.tensor import topological_order
+    from minigrad.viz import guard, ops_view
+    walks = []
+
+    def counted(root):
+        walks.append(root)
+        return topological_order(root)
+    for module in (minigrad.timesteps, guard, ops_view, sweep):
+        monkeypatch.setattr(module, "topological_order", counted)
+    _, _, loss = sweep_loss(8)
+    mg.viz.explore(loss, tmp_path / "page.html")
+    assert len(walks) == 1
 
 
 def test_names_that_look_like_html_cannot_break_the_pages_script(tmp_path):

@@ -260,7 +260,7 @@ def test_a_narrow_gradient_scale_has_distinct_legend_labels():
 
 
 def test_a_scale_of_one_value_is_labelled_once():
-    from minigrad.viz.steps_view import scale_steps
+    from minigrad.viz.style import scale_steps
     assert scale_steps(0.5, 0.5) == [(1.0, "+0.5")]
     assert [text for _, text in scale_steps(-3.0, 1.0)] == ["+1.0", "+0.0", "-1.0", "-2.0", "-3.0"]
 

@@ -313,3 +313,23 @@ def test_long_sequences_draw_without_recursion():
     loss = backward(hand_rnn(400))
     assert len(steps_view.draw(loss, show_grads=True).meanings) > 400
     assert len(rolled_view.draw(loss, show_grads=True).meanings) < 20
+
+
+def test_every_view_names_the_operands_of_an_op_whose_order_matters():
+    """The op class says whether its inputs can be swapped (ops.Op.commutative): a
+    3-step mg.where names its operands a and b in the ops view and the rolled view
+    alike, while an add names none."""
+    x = mg.Tensor(np.ones((1, 2)), name="x")
+    w = mg.nn.Parameter(np.full((2, 2), 0.5), name="w")
+    h = mg.Tensor(np.zeros((1, 2)), name="h0")
+    for t in range(3):
+        with mg.scope(f"t{t}"):
+            h = mg.where(np.array([[True, False]]), mg.tanh(h @ w), x + h)
+            h.name = "h"
+    loss = h.sum()
+    rolled = rolled_view.draw(loss).source
+    assert re.search(r'-> r\d+_\d+ \[headlabel="a"', rolled)
+    assert re.search(r'-> r\d+_\d+ \[headlabel="b"', rolled)
+    ops = mg.viz.graph(loss).source
+    assert re.search(r'>a</font></td><td>where</td>', ops)
+    assert not re.search(r'>a</font></td><td>add</td>', ops)

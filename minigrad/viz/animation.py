@@ -20,12 +20,11 @@ import pathlib
 import shutil
 import subprocess
 
-from ..timesteps import step_of
-from .explorer import _node_maps, page_data, recorded_sweep
 from .files import MISSING_DOT, run_dot, write_atomically
 from .guard import VIEWS, fit
 from .labels import shown
-from .style import is_dark, scale_colour
+from .style import NO_GRAD_FILL, grad_colour, is_dark, scale_colour
+from .sweep import finite, record
 
 WIDTH = 800  # pixels: the width of a README column
 FONT = "DejaVuSans.ttf"
@@ -58,19 +57,17 @@ def animate(root, path, *, view="steps", parameter=None, title=None, keep_steps=
         raise ValueError(f"view must be one of {', '.join(map(repr, VIEWS))}, got {view!r}")
     if shutil.which("dot") is None:
         raise RuntimeError(MISSING_DOT.format(suffix=".gif"))
-    with recorded_sweep(root, "animate") as (order, sweep):
-        data = page_data(root, order, sweep)
-        drawing = fit(root, view, keep_steps=keep_steps)
-        maps = _node_maps(drawing, order, root)
-    picked = _parameter(data, parameter)
-    fonts = Fonts("".join([shown(title or "")] + [f"{t['name'] or ''}{t['scope']}"
-                                                  for t in data["tensors"]]))
+    sweep = record(root, "animate")
+    drawing = fit(root, view, keep_steps=keep_steps, order=sweep.order)
+    picked = _parameter(sweep, parameter)
+    fonts = Fonts("".join([shown(title or "")] + [f"{t.name or ''}{t.scope}"
+                                                  for t in sweep.tensors]))
     frames = []
     since = -1  # the entry of the frame before: what arrived after it is new
-    for k, caption in _moments(data):
-        png = run_dot(_frame_drawing(drawing, data, maps, k).source, "png", ".gif")
+    for k, caption in _moments(sweep):
+        png = run_dot(_frame_drawing(drawing, sweep, k).source, "png", ".gif")
         picture = Image.open(io.BytesIO(png)).convert("RGB")
-        frames.append(_frame(picture, data, picked, (since, k), caption, title, fonts))
+        frames.append(_frame(picture, sweep, picked, (since, k), caption, title, fonts))
         since = k
     width = max(f.width for f in frames)
     height = max(f.height for f in frames)
@@ -87,20 +84,20 @@ def animate(root, path, *, view="steps", parameter=None, title=None, keep_steps=
 
 # -- which moments of the sweep become frames -----------------------------------------------
 
-def _moments(data):
+def _moments(sweep):
     """[(sweep entry k, caption)]: before the sweep (k = -1), then the end of each run of
     entries in one time step, the ops after the steps first, then t7, t6, ... t0, and the
     end of the sweep."""
-    sweep = data["sweep"]
+    entries = sweep.entries
     moments = [(-1, "Before backward: the forward pass built the graph; no gradients yet.")]
-    for k, entry in enumerate(sweep):
-        following = sweep[k + 1] if k + 1 < len(sweep) else None
-        if following is not None and _place(following, data) == _place(entry, data):
+    for k in range(len(entries)):
+        following = k + 1 if k + 1 < len(entries) else None
+        if following is not None and sweep.place(following) == sweep.place(k):
             continue
-        layer, t = _place(entry, data)
+        layer, t = sweep.place(k)
         if t is None:
             text = "Backward starts at the loss" + (" and the ops after the steps" if
-                                                    any(s["label"] for s in sweep) else "")
+                                                    any(e.step for e in entries) else "")
         else:
             text = f"Backward through {layer + '/' if layer else ''}t{t}: every op of step t{t} done"
         if following is None:
@@ -109,63 +106,31 @@ def _moments(data):
     return moments
 
 
-def _place(entry, data):
-    """(layer scope, step number) of the op of a sweep entry; (None, None) outside steps."""
-    return step_of(data["tensors"][entry["tensor"]]["scope"])
-
-
 # -- the drawing of one frame ---------------------------------------------------------------
 
-def grad_norm_at(tensor, k):
-    """The norm of a tensor's gradient once sweep entry k ran, or None (as in the page)."""
-    if not tensor["leaf"]:
-        done = tensor["done"]
-        return None if done is None or done > k else _finite(tensor["grad"]["norm"])
-    norm = None
-    for arrival in tensor["arrivals"]:
-        if arrival[0] > k:
-            break
-        norm = _finite(arrival[3]["norm"])
-    return norm
-
-
-def _finite(x):
-    return x if isinstance(x, float) else math.inf
-
-
-def _colour(norm, grad_range):
-    if norm == 0:
-        return "#ffffff"
-    low, high = grad_range
-    fraction = 1.0
-    if math.isfinite(norm) and high > low:
-        fraction = (math.log10(norm) - low) / (high - low)
-    return scale_colour(fraction)
-
-
-def _frame_drawing(drawing, data, maps, k):
+def _frame_drawing(drawing, sweep, k):
     """``drawing`` with fills and the outline of sweep entry k added at the end: a node
     declared again keeps its place and takes the new attributes."""
     norms = {}
-    for i, node in enumerate(maps["tensor"]):
+    for i, node in enumerate(drawing.node_of):
         if node is None:
             continue
-        norm = grad_norm_at(data["tensors"][i], k)
+        norm = sweep.tensors[i].grad_norm_at(k)
         if norm is not None and (node not in norms or norms[node] is None or norm > norms[node]):
             norms[node] = norm
         norms.setdefault(node, None)
     meanings = drawing.meanings
     lines = []
     for node, norm in norms.items():
-        fill = "#ffffff" if norm is None else _colour(norm, data["range"])
-        font = "#ffffff" if norm is not None and is_dark(fill) else "#000000"
+        fill = grad_colour(norm, sweep.grad_range) or NO_GRAD_FILL
+        font = "#ffffff" if is_dark(fill) else "#000000"
         # the marker of steps left out is drawn unfilled: it needs the style to show one
         style = ' style="dashed,rounded,filled"' if meanings.get(node, {}).get("kind") \
             == "hidden" else ""
         lines.append(f'\t{node} [fillcolor="{fill}" fontcolor="{font}"{style}]\n')
     if k >= 0:
-        i = data["sweep"][k]["tensor"]
-        current = maps["op"][i] or maps["tensor"][i]
+        i = sweep.entries[k].tensor
+        current = drawing.op_node_of[i] or drawing.node_of[i]
         if current is not None:
             lines.append(f'\t{current} [color="{CURRENT}" penwidth="4"]\n')
     # The frame has a legend of its own: the drawing's shrinks to an invisible point
@@ -179,18 +144,18 @@ def _frame_drawing(drawing, data, maps, k):
 
 # -- the frame around the drawing -----------------------------------------------------------
 
-def _parameter(data, name):
+def _parameter(sweep, name):
     """Index of the parameter whose contributions are drawn."""
-    candidates = data["parameters"]
+    candidates = sweep.parameters
     if name is not None:
-        found = [i for i in candidates if data["tensors"][i]["name"] == name]
+        found = [i for i in candidates if sweep.tensors[i].name == shown(name)]
         if not found:
-            names = ", ".join(str(data["tensors"][i]["name"]) for i in candidates)
+            names = ", ".join(str(sweep.tensors[i].name) for i in candidates)
             raise ValueError(f"no parameter named {name!r} in the graph; it has {names}")
         return found[0]
     if not candidates:
         return None
-    return max(candidates, key=lambda i: (len({a[1] for a in data["tensors"][i]["arrivals"]}),
+    return max(candidates, key=lambda i: (len({a.step for a in sweep.tensors[i].arrivals}),
                                           -candidates.index(i)))
 
 
@@ -240,7 +205,7 @@ def _fonts_covering(codes):
                   if line.strip())
 
 
-def _frame(picture, data, picked, span, caption, title, fonts):
+def _frame(picture, sweep, picked, span, caption, title, fonts):
     """The drawing scaled to WIDTH, a caption above, the parameter's bars below; the
     frame shows the sweep after entry k, where ``span`` = (entry of the frame before, k)."""
     k = span[1]
@@ -256,13 +221,13 @@ def _frame(picture, data, picked, span, caption, title, fonts):
     if title:
         draw.text((10, y), shown(title), fill="#222222", font=fonts(17, bold=True))
         y += 24
-    step = f"sweep step {k + 1} of {len(data['sweep'])}" if k >= 0 else "sweep step 0"
+    step = f"sweep step {k + 1} of {len(sweep.entries)}" if k >= 0 else "sweep step 0"
     draw.text((WIDTH - 10, 8), step, fill="#666666", font=fonts(13), anchor="ra")
     draw.text((10, y), caption, fill=CURRENT if k >= 0 else "#222222", font=fonts(15))
-    _ramp(draw, data["range"], WIDTH - 10, frame.height - foot + 6, fonts)
+    _ramp(draw, sweep.grad_range, WIDTH - 10, frame.height - foot + 6, fonts)
     frame.paste(picture, ((WIDTH - picture.width) // 2, head))
     if picked is not None:
-        _bars(draw, data, picked, span, head + picture.height + 4, fonts)
+        _bars(draw, sweep.tensors[picked], span, head + picture.height + 4, fonts)
     return frame
 
 
@@ -281,24 +246,23 @@ def _ramp(draw, grad_range, right, top, fonts):
     draw.text((x - 6, top), text, fill="#444444", font=font, anchor="ra")
 
 
-def _bars(draw, data, i, span, top, fonts):
-    """One bar per time step: the norm of that step's contribution to parameter i's
-    gradient, drawn once it has arrived (in red in the frame it arrives in); outlines
-    show the ones still to come."""
+def _bars(draw, parameter, span, top, fonts):
+    """One bar per time step: the norm of that step's contribution to ``parameter``'s
+    gradient (a ``sweep.Record``), drawn once it has arrived (in red in the frame it
+    arrives in); outlines show the ones still to come."""
     since, k = span
-    tensor = data["tensors"][i]
     finals, now, latest, fresh = {}, {}, None, set()
-    for arrival in tensor["arrivals"]:
-        finals[arrival[1]] = _finite(arrival[2])
-        if arrival[0] <= k:
-            now[arrival[1]] = _finite(arrival[2])
+    for arrival in parameter.arrivals:
+        finals[arrival.step] = finite(arrival.step_norm)
+        if arrival.entry <= k:
+            now[arrival.step] = finite(arrival.step_norm)
             latest = arrival
-            if arrival[0] > since:
-                fresh.add(arrival[1])
+            if arrival.entry > since:
+                fresh.add(arrival.step)
     labels = sorted(finals, key=lambda x: (x is None, int(x[1:]) if x else 0))
-    total = tensor["arrivals"][-1][3]["norm"] if tensor["arrivals"] else 0.0
-    so_far = latest[3]["norm"] if latest else 0.0
-    draw.text((10, top), f"{tensor['name']}: its gradient is the sum of one contribution "
+    total = parameter.arrivals[-1].so_far["norm"] if parameter.arrivals else 0.0
+    so_far = latest.so_far["norm"] if latest else 0.0
+    draw.text((10, top), f"{parameter.name}: its gradient is the sum of one contribution "
               f"per time step", fill="#222222", font=fonts(14, bold=True))
     draw.text((WIDTH - 10, top), f"|grad| so far {so_far:.3g} of {total:.3g}",
               fill="#444444", font=fonts(13), anchor="ra")

@@ -6,7 +6,8 @@
 //               its summary; leaves instead have "arrivals", one per contribution)
 //   sweep[k]    the k-th op whose backward the engine ran: the tensor it made, the norm
 //               of that tensor's gradient, the inputs it sent a contribution to
-//   views[v]    how drawing v names the node of each tensor and of each op
+//   views[v]    how drawing v names the node of each tensor and of each op, and the ids
+//               of its edges that carry one tensor ([edge id, tensor index])
 // Timeline position p (0..N) is the state after the first p entries ran: 0 is before
 // the sweep, p >= 1 highlights entry p - 1.
 "use strict";
@@ -93,11 +94,11 @@
     map.op.forEach((id, i) => {
       if (id !== null && !ofNode.has(id)) ofNode.set(id, i);
     });
-    // Edges that carry a tensor (a state from one step to the next) show its gradient.
+    // Edges that carry a tensor (a state from one step to the next) show its gradient;
+    // the drawing gives each an id (prefixed with the view's name in the page).
     const carriers = [];
-    for (const [tail, head, label, i] of map.edges) {
-      const e = edges.find((x) => x.tail === tail && x.head === head &&
-        x.g.querySelector("text") && x.g.querySelector("text").textContent === label);
+    for (const [id, i] of map.edges) {
+      const e = edges.find((x) => x.g.id === name + "-" + id);
       if (e) carriers.push({ g: e.g, i, stroke: e.g.querySelector("path").getAttribute("stroke") });
     }
     const box = svg.viewBox.baseVal;

@@ -93,23 +93,26 @@ def check(root, view, rankdir, keep_steps):
         raise ValueError(f"keep_steps must be a positive integer or None, got {keep_steps!r}")
 
 
-def fit(root, view="ops", *, keep_steps=None, shrink=False, rankdir=None, **options):
+def fit(root, view="ops", *, keep_steps=None, shrink=False, rankdir=None, order=None,
+        **options):
     """The ``Drawing`` of ``root`` in ``view`` with ``keep_steps``, if dot can lay it out
     in reasonable time (``mg.viz.LAYOUT_LIMIT``; None turns the guard off).
 
     Otherwise, with ``shrink``, the drawing with the largest smaller ``keep_steps`` that
     fits (its ``keep_steps`` says which); without, or when none fits, ValueError saying
-    which ``keep_steps`` would fit and which views to try.
+    which ``keep_steps`` would fit and which views to try. ``order``: the graph's
+    topological order, when the caller has it already (one walk of the graph).
     """
     check(root, view, rankdir, keep_steps)
     module = VIEWS[view]
-    options["rankdir"] = rankdir or module.DEFAULT_RANKDIR
+    order = order or topological_order(root)
+    options.update(rankdir=rankdir or module.DEFAULT_RANKDIR, order=order)
     limit = sys.modules[__package__].LAYOUT_LIMIT  # the package's: the one users set
     if limit is None:
         drawing = module.draw(root, keep_steps=keep_steps, **options)
         drawing.keep_steps = keep_steps
         return drawing
-    census = Census(topological_order(root))
+    census = Census(order)
     measured = _Measured(root, module, census, limit, options)
     size, drawing = measured.size(keep_steps)
     if drawing is not None:

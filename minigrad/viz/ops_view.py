@@ -17,16 +17,14 @@ are written in creation order, the users of a tensor leave it from ports in that
 so the gates of an LSTM sit i, f, g, o from left to right in every step, and no edge
 runs the length of the drawing.
 """
-import math
-
 from ..nn import Parameter
 from ..tensor import topological_order
 from ..timesteps import step_of
 from .drawing import Drawing, longest_path_ranks
 from .labels import attrs, html_table, html_text, quoted, with_out_ports
 from .style import (CLUSTER_STYLE, ELIDED_STYLE, MAX_DETAIL, NO_GRAD_FILL, OP_STYLE,
-                    PORT_FONT, ROLES, TENSOR_STYLE, digraph, grad_norms, is_dark, log_range,
-                    ops_legend, scale_colour)
+                    PORT_FONT, ROLES, TENSOR_STYLE, check_grads, digraph, grad_colour,
+                    grad_norm, is_dark, log_range, operand_names, ops_legend, tensor_role)
 
 DEFAULT_RANKDIR = "TB"  # time steps top to bottom, the ops of a step flowing down
 KEEP_STEPS_IGNORED = False
@@ -44,10 +42,6 @@ KEEP_STEPS_IGNORED = False
 LAYOUT = {"newrank": "true", "ordering": "out", "nslimit": "1", "nslimit1": "1",
           "mclimit": "0.3", "nodesep": "0.12", "ranksep": "0.16", "fontname": "Helvetica"}
 
-# Ops whose inputs can be swapped: drawn as one box. Every other op with two or more
-# inputs shows where each goes (a, b or 0, 1, 2, ...), so 1 - z differs from z - 1.
-COMMUTATIVE = frozenset({"add", "multiply", "maximum", "minimum"})
-SEQUENCE_OPS = frozenset({"concat", "stack"})  # inputs numbered from 0, like the list
 BUS_STEPS = 3  # a tensor used in this many time steps or more reaches them along a bus
 
 
@@ -70,14 +64,6 @@ def _elided_steps(scopes, keep_steps):
 
 # -- labels -------------------------------------------------------------------------------
 
-def _tensor_role(tensor, root):
-    if tensor is root:
-        return "output"
-    if isinstance(tensor, Parameter):
-        return "parameter"
-    return "input" if tensor.op is None else "intermediate"
-
-
 def _tensor_label(tensor, show_shapes, grad_norm, across):
     """A table of name, shape, the value of a one-element tensor, gradient norm.
 
@@ -96,19 +82,6 @@ def _tensor_label(tensor, show_shapes, grad_norm, across):
         fields.append(f"|grad| {grad_norm:.2g}")
     fields = fields or [" "]  # nothing to show: an empty box
     return html_table([html_text(field) for field in fields], across)
-
-
-def operand_names(op):
-    """The names of the op's input slots: "a", "b" or "0", "1", ... when their order
-    matters, "" for each input of a commutative op; None for an op of one input."""
-    count = len(op.inputs)
-    if count < 2:
-        return None
-    if op.label in COMMUTATIVE:
-        return ("",) * count
-    if count == 2 and op.label not in SEQUENCE_OPS:
-        return ("a", "b")
-    return tuple(str(k) for k in range(count))
 
 
 def _op_label(op, across, slots=True):
@@ -179,7 +152,7 @@ class _Drawing:
                       (layer, step))
 
     def tensor_attributes(self, index, tensor):
-        role = _tensor_role(tensor, self.root)
+        role = tensor_role(tensor, self.root)
         self.roles.add(role)
         fill, border = ROLES[role]
         norm = self.norms.get(index)
@@ -188,16 +161,13 @@ class _Drawing:
         if self.grad_range is None:
             return attributes
         attributes["penwidth"] = "2"
-        if norm is None or norm == 0:  # zero lies below every colour of the scale
+        colour = grad_colour(norm, self.grad_range)
+        if colour is None:
             self.has_no_grad = True
             attributes["fillcolor"] = NO_GRAD_FILL
             return attributes
-        low, high = self.grad_range
-        fraction = 1.0  # the darkest, also for inf and nan, which must not go unseen
-        if math.isfinite(norm) and high > low:
-            fraction = (math.log10(norm) - low) / (high - low)
-        attributes["fillcolor"] = scale_colour(fraction)
-        if is_dark(attributes["fillcolor"]):
+        attributes["fillcolor"] = colour
+        if is_dark(colour):
             attributes["fontcolor"] = "#ffffff"
         return attributes
 
@@ -435,7 +405,7 @@ class _Drawing:
 
 
 def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
-         cluster_scopes=True, keep_steps=None, title=None):
+         cluster_scopes=True, keep_steps=None, title=None, order=None):
     """The computation graph of everything ``root`` depends on, as a ``graphviz.Digraph``.
 
     Tensors are boxes of fields (name and shape; parameters by their dotted name such
@@ -477,15 +447,12 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     on every run for the same graph. In Jupyter the returned Digraph displays inline;
     ``render`` writes it to a file.
     """
-    order = topological_order(root)
+    order = order or topological_order(root)
     norms, grad_range = {}, None
     if show_grads:
-        norms = grad_norms(order)
-        if not any(order[i].op is not None for i in norms) and (
-                not norms or any(t.op is not None for t in order)):
-            raise ValueError("show_grads=True needs the gradients of the graph's tensors: "
-                             "call root.backward(retain_grads=True) first (plain backward() "
-                             "keeps only the leaves' gradients)")
+        norms = {i: grad_norm(t) for i, t in enumerate(order) if t.grad is not None}
+        if not norms or any(t.op is not None for t in order):  # a lone leaf: its own
+            check_grads(order)
         grad_range = log_range(norms.values()) or (0.0, 0.0)
 
     drawing = _Drawing(
@@ -526,3 +493,17 @@ def min_nodes(census, keep):
     for kept, hiding in census.kept(keep).values():
         count += sum(sum(step) for step in kept) + hiding
     return count
+
+
+NO_STEPS_CAPTION = ("no time steps to draw in the {view} view (no scope named t<number>): "
+                    "the ops view instead")
+
+
+def instead(view, root, options):
+    """This view standing in for ``view`` (steps, rolled), which needs time steps that
+    ``root``'s graph does not have: captioned to say why."""
+    caption = NO_STEPS_CAPTION.format(view=view)
+    title = options.pop("title")
+    options["title"] = f"{title}\n{caption}" if title else caption
+    options["rankdir"] = options["rankdir"] or DEFAULT_RANKDIR
+    return draw(root, **options)

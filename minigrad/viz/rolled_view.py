@@ -16,8 +16,9 @@ the next run by an edge coloured like the back-edges (runs of one layer are draw
 below the other, in time order).
 
 Each node is one tensor together with the op that made it ("i" above "sigmoid"), so a
-step of an LSTM is about fifteen nodes. Edges into subtract, divide, matmul, power, concat and
-stack are numbered by operand. Edges standing for several uses are labelled "xN".
+step of an LSTM is about fifteen nodes. Edges into an op whose operand order matters
+(subtract, divide, matmul, where, concat ...) are named by operand (a, b or 0, 1, ..., as
+in the ops view, from the op class). Edges standing for several uses are labelled "xN".
 With ``show_grads`` a node is filled by the largest gradient norm among the tensors it
 stands for (the legend states the log scale), and each back-edge states the range of
 the gradient norms of the tensors it carries.
@@ -42,9 +43,9 @@ from ..timesteps import TimeSteps, same_entry
 from . import ops_view
 from .drawing import Drawing
 from .labels import attrs, quoted
-from .style import MAX_DETAIL, ROLES, digraph, is_dark, log_range
-from .steps_view import (EDGE_GREY, check_grads, describe, grad_colour, grad_norm, listed,
-                         no_steps, scale_legend, shape_text)
+from .style import (EDGE_GREY, MAX_DETAIL, ROLES, check_grads, digraph, grad_colour,
+                    grad_norm, is_dark, listed, log_range, operand_names, scale_legend,
+                    shape_text, short_name, tensor_role)
 
 DEFAULT_RANKDIR = "TB"
 KEEP_STEPS_IGNORED = True  # every step is folded into its run already
@@ -55,7 +56,6 @@ RUN_STYLE = {"style": "dashed,rounded", "color": "#737373", "fontsize": "11",
              "labeljust": "l"}
 LAYER_STYLE = {"style": "rounded", "color": "#bdbdbd", "fontsize": "12", "labeljust": "l"}
 BACK_COLOUR = "#d94801"
-ORDERED = ("subtract", "divide", "matmul", "power", "concat", "stack")  # operand order matters
 
 
 def same_fold(a, b):
@@ -101,14 +101,6 @@ def _common_detail(tensors, steps):
     return generic.pop() if len(generic) == 1 else ""
 
 
-def _role(tensor, root):
-    if tensor is root:
-        return "output"
-    if isinstance(tensor, Parameter):
-        return "parameter"
-    return "input" if tensor.op is None else "intermediate"
-
-
 def _label(tensor, detail, show_shapes, separator):
     """'name / op detail' and the shape, or the value of a one-element constant."""
     parts = []
@@ -152,7 +144,7 @@ def _norm_range(norms):
 
 
 def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
-         cluster_scopes=True, keep_steps=None, title=None):
+         cluster_scopes=True, keep_steps=None, title=None, order=None):
     """The folded graph of ``root``: each run of same-structure steps drawn once.
 
     Options (as for ``mg.viz.graph``):
@@ -170,13 +162,14 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     {"kind": "step tensor", "layer": "l0", "t": [steps], "tensors": [indices in the
     topological order, one per step]} or {"kind": "tensor", "tensors": [index]}. A graph without ``t<number>`` scopes is drawn in the ops view.
     """
-    structure = TimeSteps(root)
+    structure = TimeSteps(root, order)
     if not structure.layers:
-        return no_steps("rolled", root, dict(
+        return ops_view.instead("rolled", root, dict(
             show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
-            cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title))
+            cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title,
+            order=structure.order))
     if show_grads:
-        check_grads(structure)
+        check_grads(t for step in structure.steps for t in step.tensors)
     order = structure.order
     index = {id(t): i for i, t in enumerate(order)}
     separator = "\\n" if rankdir in ("LR", "RL") else " "
@@ -210,13 +203,15 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             continue
         head = node_of[id(tensor)]
         tails = [node_of[id(parent)] for parent in tensor.op.inputs]
-        numbered = tensor.op.label in ORDERED and 1 < len(tails) == len(set(tails))
+        names = operand_names(tensor.op)  # named when the order matters, as in the ops view
+        if not (names and names[0]) or len(set(tails)) < len(tails):
+            names = [""] * len(tails)
         here = structure.step_at.get(id(tensor))
         for p, (tail, parent) in enumerate(zip(tails, tensor.op.inputs)):
             there = structure.step_at.get(id(parent))
             back = (here is not None and there is not None and there is not here
                     and run_of[id(here)] == run_of[id(there)])
-            entry = edges.setdefault((tail, head, p + 1 if numbered else 0), [back, [], []])
+            entry = edges.setdefault((tail, head, names[p]), [back, [], []])
             entry[1].append(parent)
             entry[2].append(here)
 
@@ -232,7 +227,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             detail = _common_detail(tensors, steps) if first.op is not None else ""
         else:
             detail = first.op.detail() if first.op is not None else ""
-        role = _role(first, root) if len(tensors) == 1 or first.op is not None else "input"
+        role = tensor_role(first, root) if len(tensors) == 1 or first.op is not None else "input"
         roles.add(role)
         fill, border = ROLES[role]
         attributes = {"label": _label(first, detail, show_shapes, separator), **NODE_STYLE,
@@ -294,7 +289,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         attributes, text = {}, ""
         count = len(carried)
         if back:
-            text = describe(carried[0]) + f" \u00d7{count}"
+            text = short_name(carried[0]) + f" \u00d7{count}"
             attributes.update(color=BACK_COLOUR, fontcolor=BACK_COLOUR, penwidth="1.5")
             if show_grads:
                 text += "\n" + _norm_range(map(grad_norm, carried))
@@ -303,7 +298,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             # The state handed from one run of a layer to the next, coloured like the
             # back-edges. It ranks the later run below the earlier one: side by side,
             # dot (2.43) would not keep them in time order.
-            text = describe(carried[0]) + (f" \u00d7{count}" if count > 1 else "")
+            text = short_name(carried[0]) + (f" \u00d7{count}" if count > 1 else "")
             attributes.update(color=BACK_COLOUR, fontcolor=BACK_COLOUR, penwidth="1.5")
         elif heads[0] is not None and tail.startswith("v") and \
                 count < len(runs[run_of[id(heads[0])]][1]):
@@ -313,7 +308,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         if text:
             attributes["label"] = quoted(text)
         if operand:
-            attributes["taillabel" if back else "headlabel"] = str(operand)
+            attributes["taillabel" if back else "headlabel"] = operand
         if back:  # written from the user to the maker, drawn with the arrow reversed:
             tail, head = head, tail  # dot then ranks it like the step's other edges
             attributes["dir"] = "back"
@@ -332,8 +327,11 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
          "ordering": "out", "mclimit": "0.1"},
         {"fontname": "Helvetica"},
         {"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica", "labelfontsize": "8"})
+    node_of = [node_of[id(t)] for t in order]
     return Drawing(picture, nodes=list(meaning), edges=pairs, clusters=cluster,
-                   meanings=meaning)
+                   meanings=meaning, node_of=node_of,
+                   op_node_of=[None if t.op is None else node
+                               for t, node in zip(order, node_of)])
 
 
 def min_nodes(census, keep):

@@ -27,16 +27,13 @@ Node ids (the ``Drawing``'s ``meanings`` map each to what it stands for):
 - ``hidden{j}`` the steps of layer j left out by ``keep_steps``;
 - ``root``      the root, when it is made after the steps; ``legend``.
 """
-import math
-
-import numpy as np
-
 from ..nn import Parameter
 from ..timesteps import TimeSteps
 from . import ops_view
 from .drawing import Drawing
-from .labels import attrs, html_text, quoted
-from .style import ROLES, digraph, log_range, scale_colour, scale_steps
+from .labels import attrs, quoted
+from .style import (EDGE_GREY, MAX_LISTED, NO_GRAD_NOTE, ROLES, check_grads, digraph, grad_colour,
+                    grad_norm, listed, log_range, scale_legend, shape_text, short_name)
 
 DEFAULT_RANKDIR = "LR"
 KEEP_STEPS_IGNORED = False
@@ -49,93 +46,6 @@ HEADER_STYLE = {"shape": "note", "style": "filled", "fontsize": "10",
                 "fillcolor": ROLES["parameter"][0], "color": ROLES["parameter"][1]}
 HIDDEN_STYLE = {"shape": "box", "style": "dashed,rounded", "color": "#636363",
                 "fontsize": "10"}
-EDGE_GREY = "#525252"
-NO_GRAD_NOTE = "no gradient"
-MAX_LISTED = 4  # inputs, outputs and consumers listed by name before "+ N more"
-
-NO_STEPS_CAPTION = ("no time steps to draw in the {view} view (no scope named t<number>): "
-                    "the ops view instead")
-
-
-# -- shared with the rolled view ------------------------------------------------------------
-
-def grad_norm(tensor):
-    """Frobenius norm of ``tensor.grad``, or None without one."""
-    if tensor.grad is None:
-        return None
-    return float(np.linalg.norm(np.asarray(tensor.grad, np.float64).ravel()))
-
-
-def check_grads(structure):
-    """ValueError unless the steps' tensors hold gradients (``retain_grads=True``)."""
-    if not any(t.grad is not None for s in structure.steps for t in s.tensors if t.op):
-        raise ValueError("show_grads=True needs the gradients of the graph's tensors: call "
-                         "root.backward(retain_grads=True) first (plain backward() keeps "
-                         "only the leaves' gradients)")
-
-
-def grad_colour(norm, grad_range):
-    """The scale's colour for ``norm``; None for no (or zero) gradient."""
-    if norm is None or norm == 0:
-        return None
-    fraction = 1.0  # inf and nan take the darkest colour: they must not go unseen
-    if math.isfinite(norm) and grad_range is not None and grad_range[1] > grad_range[0]:
-        low, high = grad_range
-        fraction = (math.log10(norm) - low) / (high - low)
-    return scale_colour(fraction)
-
-
-def describe(tensor):
-    """A short name for a tensor: its name, else its op, else 'input'."""
-    if tensor.name is not None:
-        return str(tensor.name)
-    return tensor.op.label if tensor.op is not None else "input"
-
-
-def listed(names):
-    """'a, b, c' without repeats, at most MAX_LISTED, then '+ N more'."""
-    unique = list(dict.fromkeys(names))
-    text = ", ".join(unique[:MAX_LISTED])
-    return text + (f" + {len(unique) - MAX_LISTED} more" if len(unique) > MAX_LISTED else "")
-
-
-def shape_text(shape):
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
-def scale_legend(title, grad_range, rows=(), has_no_grad=False, per_row=2):
-    """An HTML-like legend: ``rows`` of (fill, text), then the gradient scale if any,
-    ``per_row`` entries to a line (2: a legend no taller than a few nodes)."""
-
-    def entry(swatch, text):
-        return f'<td {swatch} width="16"> </td><td align="left">{html_text(text)}</td>'
-
-    def lines(entries):
-        return "".join("<tr>" + "".join(entries[k:k + per_row]) + "</tr>"
-                       for k in range(0, len(entries), per_row))
-
-    span = 2 * per_row
-    cells = lines([entry(f'bgcolor="{fill}"', text) for fill, text in rows])
-    if grad_range is not None:
-        scale = [entry(f'bgcolor="{scale_colour(fraction)}"', text)
-                 for fraction, text in scale_steps(*grad_range)]
-        if has_no_grad:
-            scale.append(entry('bgcolor="#ffffff"', NO_GRAD_NOTE))
-        cells += (f'<tr><td colspan="{span}" align="left"><b>{html_text(title)}</b></td></tr>'
-                  + lines(scale))
-    return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
-            f'<tr><td colspan="{span}"><b>legend</b></td></tr>' + cells + "</table>>")
-
-
-def no_steps(view, root, options):
-    """The ops view of a graph without time steps, captioned to say why."""
-    caption = NO_STEPS_CAPTION.format(view=view)
-    title = options.pop("title")
-    options["title"] = f"{title}\n{caption}" if title else caption
-    options["rankdir"] = options["rankdir"] or ops_view.DEFAULT_RANKDIR
-    return ops_view.draw(root, **options)
-
-
 def hidden_steps(structure, keep_steps):
     """{id(step): layer index} of the steps ``keep_steps`` leaves out (the middle)."""
     hidden = {}
@@ -162,7 +72,7 @@ def _step_inputs(structure, step):
         users = structure.users.get(id(tensor), ())
         details = [user.op.detail() for user in users
                    if structure.step_at.get(id(user)) is step and user.op.label == "slice"]
-        name = describe(tensor)
+        name = short_name(tensor)
         if details:
             lines += [name + detail for detail in details]
         elif step.prev is None and all(structure.step_at.get(id(u)) is step for u in users):
@@ -171,7 +81,7 @@ def _step_inputs(structure, step):
             lines.append(name)
     for tensor in step.tensors:
         if tensor.op is None and (tensor.name is not None or tensor.data.size > 1):
-            lines.append(describe(tensor) + " " + shape_text(tensor.shape))
+            lines.append(short_name(tensor) + " " + shape_text(tensor.shape))
     return lines, initial
 
 
@@ -182,9 +92,9 @@ def _step_outputs(structure, step):
         users = [u for u in structure.users.get(id(tensor), ())
                  if id(u) not in structure.step_at]
         if users:
-            lines.append(f"{describe(tensor)} \u2192 {listed(describe(u) for u in users)}")
+            lines.append(f"{short_name(tensor)} \u2192 {listed(short_name(u) for u in users)}")
         if tensor is structure.root:
-            lines.append(f"{describe(tensor)} (the root)")
+            lines.append(f"{short_name(tensor)} (the root)")
     return lines
 
 
@@ -210,6 +120,8 @@ class _Drawing:
         self.ids = {id(step): f"step{i}" for i, step in enumerate(structure.steps)}
         self.nodes, self.edges, self.columns = [], [], {}
         self.pairs = []  # (tail, head) of every edge, as written
+        self.state_edges = []  # (edge id, index of the state tensor it carries)
+        self.index = {id(t): i for i, t in enumerate(structure.order)}
         self.meaning = {}
         self.has_no_grad = False
         self.grad_range = None
@@ -251,7 +163,7 @@ class _Drawing:
         ``backwards``: from step t + 1 to step t (a layer running backwards in time),
         written from t to t + 1 with the arrow reversed, so that dot still lays the
         row out in time order, aligned with the other layers."""
-        attributes = {**(ports or {}), "label": quoted(describe(tensor)), "color": EDGE_GREY}
+        attributes = {**(ports or {}), "label": quoted(short_name(tensor)), "color": EDGE_GREY}
         if backwards:
             tail, head = head, tail
             attributes["dir"] = "back"
@@ -263,20 +175,22 @@ class _Drawing:
             colour = grad_colour(norm, self.grad_range)
             if colour is None:
                 self.has_no_grad = True
-                attributes["label"] = quoted(f"{describe(tensor)}{self.gap}{NO_GRAD_NOTE}")
+                attributes["label"] = quoted(f"{short_name(tensor)}{self.gap}{NO_GRAD_NOTE}")
             else:
-                attributes["label"] = quoted(f"{describe(tensor)}{self.gap}{norm:.2g}")
+                attributes["label"] = quoted(f"{short_name(tensor)}{self.gap}{norm:.2g}")
                 attributes["color"] = f"{EDGE_GREY}:{colour}:{colour}:{EDGE_GREY}"
                 attributes["penwidth"] = "1.2"
         if dashed:
             attributes["style"] = "dashed"
+        attributes["id"] = f"state{len(self.state_edges)}"  # how a page finds it
+        self.state_edges.append((attributes["id"], self.index[id(tensor)]))
         self.edge(tail, head, attributes)
 
     def layer(self, j, layer, steps):
         """The header of a row: the layer's name and its parameters, once."""
         lines = [layer or "steps", f"{len(steps)} steps"]
         for p in _parameters(self.structure, steps):
-            text = describe(p) + (" " + shape_text(p.shape) if self.show_shapes else "")
+            text = short_name(p) + (" " + shape_text(p.shape) if self.show_shapes else "")
             if self.show_grads and p.grad is not None:
                 text += f"  |grad| {grad_norm(p):.2g}"
             lines.append(text)
@@ -324,6 +238,32 @@ class _Drawing:
                       {"kind": "outputs", "layer": step.layer, "t": step.t})
             self.flat(node, f"out{index}", {"color": border})
 
+    def tensor_nodes(self):
+        """The drawn node standing for each tensor, indexed like the topological order:
+        its step's node (or its layer's marker of hidden steps), a parameter's layer
+        header, the root's node for the ops after the steps; None for the rest."""
+        structure, index = self.structure, self.index
+        found = [None] * len(structure.order)
+        for node, meaning in self.meaning.items():
+            for i in meaning.get("tensors", ()):
+                found[i] = node
+        for step in structure.steps:
+            if id(step) in self.hidden:
+                for tensor in step.tensors:
+                    found[index[id(tensor)]] = found[index[id(tensor)]] or \
+                        f"hidden{self.hidden[id(step)]}"
+        for j, steps in enumerate(structure.layers.values()):
+            for tensor in (t for step in steps for t in step.inputs):
+                if isinstance(tensor, Parameter):
+                    found[index[id(tensor)]] = found[index[id(tensor)]] or f"layer{j}"
+        if "root" in self.meaning:
+            first = min(t.serial for step in structure.steps for t in step.tensors)
+            for i, tensor in enumerate(structure.order):
+                if found[i] is None and tensor.op is not None and tensor.serial > first \
+                        and id(tensor) not in structure.step_at:
+                    found[i] = "root"
+        return found
+
     def marker(self, j, layer, steps):
         first, last = steps[0].t, steps[-1].t
         self.node(f"hidden{j}", {"label": quoted(f"t{first} ... t{last}\n{len(steps)} steps"
@@ -358,7 +298,7 @@ class _Drawing:
                 markers = tail.startswith("hidden") + head.startswith("hidden")
                 if tail == head or (markers == 2 and (tail, head) in between_markers):
                     continue
-                attributes = {"label": quoted(listed(describe(t) for t in tensors)),
+                attributes = {"label": quoted(listed(short_name(t) for t in tensors)),
                               "color": EDGE_GREY}
                 if markers:
                     attributes["style"] = "dashed"
@@ -376,7 +316,7 @@ def _root_line(structure):
     first = min(t.serial for s in structure.steps for t in s.tensors)
     after = [t for t in structure.order if id(t) not in structure.step_at
              and t.op is not None and t.serial > first]
-    text = f"{describe(root)}\n{len(after)} op{'s' * (len(after) != 1)} after the steps"
+    text = f"{short_name(root)}\n{len(after)} op{'s' * (len(after) != 1)} after the steps"
     names = listed(t.op.label for t in after).split(", ") if after else []
     for k in range(0, len(names), 2):
         text += (":" if k == 0 else ",") + "\n" + ", ".join(names[k:k + 2])
@@ -384,7 +324,7 @@ def _root_line(structure):
 
 
 def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
-         cluster_scopes=True, keep_steps=None, title=None):
+         cluster_scopes=True, keep_steps=None, title=None, order=None):
     """The unrolled chain of time steps of ``root``'s graph, as a ``graphviz.Digraph``.
 
     Options (as for ``mg.viz.graph``):
@@ -405,16 +345,17 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     {"kind": "root", "tensors": [index]}. A graph without ``t<number>`` scopes is
     drawn in the ops view.
     """
-    structure = TimeSteps(root)
+    structure = TimeSteps(root, order)
     if not structure.layers:
-        return no_steps("steps", root, dict(
+        return ops_view.instead("steps", root, dict(
             show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
-            cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title))
+            cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title,
+            order=structure.order))
     if show_grads:
-        check_grads(structure)
+        check_grads(t for step in structure.steps for t in step.tensors)
     drawing = _Drawing(structure, show_shapes=show_shapes, show_grads=show_grads,
                        rankdir=rankdir, keep_steps=keep_steps)
-    order_index = {id(t): i for i, t in enumerate(structure.order)}
+    order_index = drawing.index
     for j, (layer, steps) in enumerate(structure.layers.items()):
         drawing.layer(j, layer, steps)
         shown = [s for s in steps if id(s) not in drawing.hidden]
@@ -458,8 +399,12 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         {"rankdir": rankdir, "nodesep": "0.2", "ranksep": "0.25", "fontname": "Helvetica"},
         {"fontname": "Helvetica"},
         {"arrowsize": "0.6", "fontsize": "9", "fontname": "Helvetica"})
+    node_of = drawing.tensor_nodes()
     return Drawing(picture, nodes=list(drawing.meaning), edges=drawing.pairs,
-                   meanings=drawing.meaning)
+                   meanings=drawing.meaning, node_of=node_of,
+                   op_node_of=[None if t.op is None else node_of[i]
+                               for i, t in enumerate(structure.order)],
+                   state_edges=drawing.state_edges)
 
 
 def min_nodes(census, keep):

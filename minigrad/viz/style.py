@@ -1,14 +1,15 @@
-"""What every view of the graph shares: DOT escaping, styles, colours, the legend, and the
-one place that imports the graphviz package.
+"""What every view of the graph shares: how a tensor, an op and a gradient look and are
+named (roles, styles, the colour scale, legends, operand names), and the one place that
+imports the graphviz package. (How text is written for DOT is ``labels``.)
 
 Each view (``ops_view``, ``steps_view``, ``rolled_view``) builds its DOT statements line by
 line from these pieces, so a tensor, an op, a cluster and a gradient colour look the same
-in every picture.
+in every picture, and in the explorer and the GIF.
 """
 import math
 
-import numpy as np
-
+from ..nn import Parameter
+from ..timesteps import norm
 from .labels import html_text
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
@@ -34,6 +35,8 @@ CLUSTER_STYLE = {"style": "dashed,rounded", "color": "#737373", "fontsize": "12"
 ELIDED_STYLE = {"shape": "box", "style": "dashed,filled", "fillcolor": "#ffffff",
                 "color": "#636363", "fontsize": "12"}
 NO_GRAD_FILL = "#ffffff"
+NO_GRAD_NOTE = "no gradient"
+EDGE_GREY = "#525252"  # edges of the steps and rolled views
 # Sequential scale for log10 of gradient norms, pale (small) to dark red (large):
 # the nine steps of ColorBrewer's YlOrRd, interpolated linearly in between.
 GRAD_SCALE = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a",
@@ -103,13 +106,29 @@ def is_dark(hex_colour):
     return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45
 
 
-def grad_norms(order):
-    """{index in order: Frobenius norm of .grad} for tensors holding a gradient."""
-    norms = {}
-    for index, tensor in enumerate(order):
-        if tensor.grad is not None:
-            norms[index] = float(np.linalg.norm(np.asarray(tensor.grad, np.float64).ravel()))
-    return norms
+def grad_norm(tensor):
+    """The norm of ``tensor.grad`` (``timesteps.norm``), or None without one."""
+    return None if tensor.grad is None else norm(tensor.grad)
+
+
+def grad_colour(value, grad_range):
+    """The scale's colour for the gradient norm ``value`` on ``grad_range`` (log10 low,
+    high); None for no (or a zero) gradient, which lies below every colour."""
+    if value is None or value == 0:
+        return None
+    fraction = 1.0  # inf and nan take the darkest colour: they must not go unseen
+    if math.isfinite(value) and grad_range is not None and grad_range[1] > grad_range[0]:
+        low, high = grad_range
+        fraction = (math.log10(value) - low) / (high - low)
+    return scale_colour(fraction)
+
+
+def check_grads(tensors):
+    """ValueError unless some tensor made by an op holds a gradient (retain_grads)."""
+    if not any(t.grad is not None for t in tensors if t.op is not None):
+        raise ValueError("show_grads=True needs the gradients of the graph's tensors: call "
+                         "root.backward(retain_grads=True) first (plain backward() keeps "
+                         "only the leaves' gradients)")
 
 
 def log_range(values):
@@ -149,3 +168,73 @@ def ops_legend(roles, grad_range, has_no_grad, has_elided):
         lines.append(line(f"log10 |grad| (fill){span}:", items))
     return ('<<table border="0" cellborder="0" cellspacing="0" cellpadding="0">'
             + "".join(lines) + "</table>>")
+
+
+def scale_legend(title, grad_range, rows=(), has_no_grad=False, per_row=2):
+    """An HTML-like legend: ``rows`` of (fill, text), then the gradient scale if any,
+    ``per_row`` entries to a line (2: a legend no taller than a few nodes)."""
+
+    def entry(swatch, text):
+        return f'<td {swatch} width="16"> </td><td align="left">{html_text(text)}</td>'
+
+    def lines(entries):
+        return "".join("<tr>" + "".join(entries[k:k + per_row]) + "</tr>"
+                       for k in range(0, len(entries), per_row))
+
+    span = 2 * per_row
+    cells = lines([entry(f'bgcolor="{fill}"', text) for fill, text in rows])
+    if grad_range is not None:
+        scale = [entry(f'bgcolor="{scale_colour(fraction)}"', text)
+                 for fraction, text in scale_steps(*grad_range)]
+        if has_no_grad:
+            scale.append(entry('bgcolor="#ffffff"', NO_GRAD_NOTE))
+        cells += (f'<tr><td colspan="{span}" align="left"><b>{html_text(title)}</b></td></tr>'
+                  + lines(scale))
+    return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="2">'
+            f'<tr><td colspan="{span}"><b>legend</b></td></tr>' + cells + "</table>>")
+
+
+# -- what a tensor and an op are called ----------------------------------------------------
+
+def tensor_role(tensor, root):
+    """'output' (the root), 'parameter', 'input' (any other leaf) or 'intermediate'."""
+    if tensor is root:
+        return "output"
+    if isinstance(tensor, Parameter):
+        return "parameter"
+    return "input" if tensor.op is None else "intermediate"
+
+
+def operand_names(op):
+    """The names of the op's input slots, as the op class declares them: "" for each
+    input of a commutative op, "0", "1", ... for a sequence op, else "a", "b" (or
+    numbers beyond two); None for an op of one input."""
+    count = len(op.inputs)
+    if count < 2:
+        return None
+    if op.commutative:
+        return ("",) * count
+    if count == 2 and not op.sequence_operands:
+        return ("a", "b")
+    return tuple(str(k) for k in range(count))
+
+
+def short_name(tensor):
+    """A short name for a tensor: its name, else its op, else 'input'."""
+    if tensor.name is not None:
+        return str(tensor.name)
+    return tensor.op.label if tensor.op is not None else "input"
+
+
+MAX_LISTED = 4  # names listed before "+ N more"
+
+
+def listed(names):
+    """'a, b, c' without repeats, at most MAX_LISTED, then '+ N more'."""
+    unique = list(dict.fromkeys(names))
+    text = ", ".join(unique[:MAX_LISTED])
+    return text + (f" + {len(unique) - MAX_LISTED} more" if len(unique) > MAX_LISTED else "")
+
+
+def shape_text(shape):
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
