@@ -12,14 +12,15 @@ its own previous guess ("greedy decoding"), as it must when no answer is known.
 reads the question backwards, as Keras's example does.
 
 Numbers have 1 to ``--digits`` digits, so one batch mixes questions of every length:
-questions are padded on the left, and answers end with "." and are padded with a target
-that ``cross_entropy(..., ignore_index=...)`` leaves out. The test reports whole answers
+each number is padded on the left to ``--digits`` characters, and answers end with "."
+and are padded with a target that ``cross_entropy(..., ignore_index=...)`` leaves out. The test reports whole answers
 right on 2,000 questions never trained on, per character (Keras's measure), and by
 question length.
 
 The lesson is this file, top to bottom; the data is ``models/data/sums.py``, the model
 ``models/seq2seq.py``, the plumbing (flags, progress bar, plots, JSON) ``lesson.py``.
 """
+import argparse
 import os
 import time
 
@@ -37,7 +38,7 @@ TEST_QUESTIONS = 2000       # whole-answer exact match is reported on these
 VALIDATION_QUESTIONS = 1000  # what the stopping rule looks at (never the test set)
 EVAL_EVERY = 250             # training steps between two looks at the validation set
 KERAS_SEQUENCES = (1.5e6, 5e6)  # addition_rnn: 50,000 questions x 30 to 100 epochs
-PAD, START = sums.ALPHABET.index(sums.PAD), sums.ALPHABET.index(sums.START)
+START = sums.ALPHABET.index(sums.START)
 
 
 def main(argv=None):
@@ -65,21 +66,33 @@ def run(args):
 
     # 2. The model. float32: half the time of float64 at these sizes, and precise enough
     #    for training (gradcheck, which needs float64, is in the tests).
-    model = Seq2Seq(len(sums.ALPHABET), args.hidden, cell=args.cell,
-                    attention=args.attention, pad=PAD, rng=rng["init"], dtype=np.float32)
+    model = Seq2Seq(len(sums.ALPHABET), args.hidden, embedding_size=args.embedding,
+                    cell=args.cell,
+                    attention=args.attention, rng=rng["init"], dtype=np.float32)
     optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
 
-    # 3. Training, with teacher forcing: the decoder reads the true answer shifted by one.
+    def loss_of(question, answer_in, target):
+        """The training loss of one batch, with teacher forcing: the decoder reads the
+        true answer shifted by one."""
+        logits = model(question, answer_in)                     # (N, D+2, vocab)
+        return mg.nn.cross_entropy(logits, target, ignore_index=sums.IGNORE)
+    # mg.compile records the step's graph once and then replays it as plain numpy calls
+    # (the same loss and gradients, about twice as fast); --no-compile runs the engine.
+    step_of = mg.compile(loss_of) if args.compile else None
+
+    # 3. Training.
     history, bar = lesson.History(), lesson.progress(args.steps, "training", args.quiet)
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
         x, y = train_batch(args.batch_size, D, held_out, rng["batches"])
         question = sums.encode_questions(x, y, D, args.reverse)  # (N, 2D+1) token ids
         answer_in, target = sums.encode_answers(x, y, D)         # (N, D+2) each
-        logits = model(question, answer_in)                       # (N, D+2, vocab)
-        loss = mg.nn.cross_entropy(logits, target, ignore_index=sums.IGNORE)
         optimizer.zero_grad()
-        loss.backward()
+        if step_of:
+            loss = step_of(question, answer_in, target)  # the loss; gradients in .grad
+        else:
+            loss = loss_of(question, answer_in, target)
+            loss.backward()
         mg.optim.clip_grad_norm(model.parameters(), 5.0)  # an early large step would undo much
         optimizer.step()
 
@@ -118,11 +131,12 @@ def run(args):
                         accuracy_axis="whole answers right", eval_label="validation questions")
     record = dict(task="seq2seq_addition", digits=D, attention=args.attention,
                   reverse=args.reverse, cell=args.cell, hidden=args.hidden, seed=args.seed,
+                  compiled=args.compile, lr=args.lr, batch_size=args.batch_size,
                   train_steps=len(history), sequences=sequences, seconds=round(seconds, 2),
                   test_accuracy=result["test_accuracy"],
                   char_accuracy=result["char_accuracy"],
                   accuracy_by_digits={k: acc for k, (acc, _) in result["by_length"].items()},
-                  examples=result["examples"], plot=plot)
+                  examples=result["examples"], validation_curve=history.evals, plot=plot)
     if args.attention:
         record["heatmap"] = draw_attention(model, test[0][:4], test[1][:4], args)
         print(f"attention heatmap: {record['heatmap']}")
@@ -179,10 +193,9 @@ def draw_attention(model, a, b, args):
         fig, axes = lesson.figure(1, len(a), figsize=(3.2 * len(a), 3.4))
     except ImportError:
         return None
-    for ax, x, y, p, w in zip(np.atleast_1d(axes), a, b, predicted, weights):
-        text = f"{x}+{y}"
-        question = (text[::-1] if args.reverse else text).rjust(
-            sums.question_length(args.digits), sums.PAD)
+    questions = sums.encode_questions(a, b, args.digits, args.reverse)
+    for ax, x, y, p, w, ids in zip(np.atleast_1d(axes), a, b, predicted, weights, questions):
+        question = "".join(sums.ALPHABET[i] for i in ids)
         rows = list(p + sums.END)[:len(w)]
         ax.imshow(w[:len(rows)], cmap="Greys", vmin=0, vmax=1)
         ax.set_xticks(range(len(question)), [c if c != " " else "·" for c in question])
@@ -198,22 +211,27 @@ def parse_args(argv=None):
     parser = lesson.Parser("seq2seq_addition.py", "Train an encoder-decoder to add decimal "
                            "numbers written as text, to exact match on held-out questions.")
     add = parser.add_argument
-    add("--digits", type=lesson.bounded_int(1, 9), default=3,
-        help="numbers have 1 to this many digits (default 3)")
+    add("--digits", type=lesson.bounded_int(3, 9), default=3,
+        help="numbers have 1 to this many digits (default 3; at least 3, so that the "
+             "3,000 held-out questions are a small part of all)")
     add("--attention", action="store_true", help="let the decoder attend to the encoder's states")
     add("--reverse", action="store_true", help="feed the question reversed")
     add("--cell", choices=("lstm", "gru", "rnn"), default="lstm",
         help="encoder and decoder cell (default lstm)")
     add("--hidden", type=lesson.positive_int, default=128, help="hidden size (default 128)")
+    add("--embedding", type=lesson.positive_int, default=16,
+        help="size of each character's vector (default 16: there are only 14 characters)")
     add("--steps", type=lesson.positive_int, default=6000,
         help="at most this many training steps (default 6000)")
     add("--batch-size", type=lesson.positive_int, default=128,
         help="questions per step (default 128)")
-    add("--lr", type=lesson.positive_float, default=3e-3, help="Adam's learning rate "
-        "(default 0.003)")
+    add("--lr", type=lesson.positive_float, default=1e-2, help="Adam's learning rate "
+        "(default 0.01)")
     add("--stop-at", type=lesson.positive_float, default=0.995,
         help="stop once this fraction of the validation questions is answered exactly "
              "(default 0.995)")
+    add("--compile", action=argparse.BooleanOptionalAction, default=True,
+        help="train with mg.compile (default; --no-compile: the eager engine)")
     lesson.add_output_flags(parser, out=os.path.join("runs", "seq2seq_addition"))
     return parser.parse_args(argv)
 
