@@ -883,7 +883,8 @@ class Stack(Op):
 # gradient there, and its docstring says which.
 
 class Abs(Op):
-    """|a|. Its gradient is sign(a), so 0 at a == 0, as in PyTorch."""
+    """|a|. Its gradient is grad * sign(a), with PyTorch's sign: 0 at a == 0 and at a
+    NaN (numpy's sign of NaN is NaN)."""
 
     __slots__ = ()
     reads_input = ((0,),)
@@ -892,7 +893,8 @@ class Abs(Op):
         return np.abs(a)
 
     def backward(self, grad):
-        return (grad * np.sign(self.inputs[0].data),)
+        a = self.inputs[0].data
+        return (grad * np.where(np.isnan(a), 0, np.sign(a)),)
 
 
 def _winner_gradients(op, grad, loses):
@@ -994,7 +996,8 @@ class Clip(Op):
             inside = a >= self.low
         if self.high is not None:
             inside = inside & (a <= self.high)
-        return (unbroadcast(grad * inside, a.shape),)
+        # where, not *: outside the bounds the gradient is 0 even where grad is inf or nan
+        return (unbroadcast(np.where(inside, grad, 0), a.shape),)
 
     def detail(self):
         def text(bound):

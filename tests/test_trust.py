@@ -288,3 +288,12 @@ def test_step_grad_norms_of_a_one_step_lstm_has_every_state(layers):
         c = [t for t in step.tensors if t.name == "c"][-1]
         np.testing.assert_allclose(norms[f"{step.layer}/c"], [np.linalg.norm(c.grad)])
         assert norms[f"{step.layer}/c"][0] > 0
+
+
+def test_clip_and_abs_gradients_at_nan_and_infinite_upstream_are_pytorchs(warnings_are_errors):
+    x = mg.Tensor([-5.0, 0.5, 5.0, np.nan], requires_grad=True)
+    mg.clip(x, -1.0, 1.0).backward(np.array([np.inf, 2.0, np.nan, 3.0]))
+    assert same_floats(x.grad, [0.0, 2.0, 0.0, 0.0])  # 0 outside (and at NaN), whatever arrives
+    x = mg.Tensor([np.nan, 0.0, -2.0], requires_grad=True)
+    mg.abs(x).backward(np.array([1.0, 1.0, 1.0]))
+    assert same_floats(x.grad, [0.0, 0.0, -1.0])
