@@ -21,6 +21,7 @@ The lesson is this file, top to bottom; the texts and their helpers are in
 ``models/data/text.py`` (sources in ``models/data/README.md``), the plumbing (flags,
 progress bar, plot, JSON) in ``lesson.py``.
 """
+import argparse
 import math
 import os
 import time
@@ -49,14 +50,17 @@ class CharLM(mg.nn.Module):
         self.head = mg.nn.Linear(hidden, vocab, rng=rng, dtype=np.float32)
 
     def forward(self, ids, state=None):
-        """ids (N, T) -> logits (N, T, vocab), and the final state to carry on with."""
+        """ids (N, T) -> logits (N, T, vocab), and the final state to carry on with, as a
+        tuple whatever the cell: (h, c) for the LSTM, (h,) for the GRU and the RNN."""
+        if state is not None and len(state) == 1:
+            state = state[0]
         out, state = self.rnn(self.embed(ids), state)
-        return self.head(self.drop(out)), state
+        return self.head(self.drop(out)), state if isinstance(state, tuple) else (state,)
 
 
 def detach(state):
-    """The same state, cut from the graph that made it (an LSTM's is a pair)."""
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    """The same state, cut from the graph that made it."""
+    return tuple(s.detach() for s in state)
 
 
 def main(argv=None):
@@ -110,7 +114,8 @@ def run(args):
         evals=[(s, v) for s, v in history.evals], accuracy_axis="held-out loss",
         eval_label="held-out loss") if history.evals else None
     return dict(task="char_lm", text=args.text, cell=args.cell, hidden=args.hidden,
-                seed=args.seed, vocab=len(vocab), characters=len(text),
+                seed=args.seed, compiled=args.compile, lr=args.lr, seq_len=args.seq_len,
+                batch_size=args.batch_size, dropout=args.dropout, vocab=len(vocab), characters=len(text),
                 train_steps=len(history), best_step=best["step"], seconds=round(seconds, 2),
                 val_loss=best["loss"], unigram_loss=unigram, uniform_loss=uniform,
                 temperature=args.temperature, sample=samples[args.temperature],
@@ -125,34 +130,48 @@ def train(model, train_ids, held_ids, args):
     """
     optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
     streams = data.streams(train_ids, args.batch_size)  # (B, L): B rows read in parallel
-    T, length = args.seq_len, streams.shape[1]
+    B, T, length = args.batch_size, args.seq_len, streams.shape[1]
+    zeros = tuple(mg.Tensor(np.zeros((1, B, args.hidden), np.float32))
+                  for _ in model.rnn.state_names)
+
+    def chunk_loss(x, y, *state):
+        """One chunk's loss, and the state it ends with."""
+        logits, state = model(x, state)                  # logits (B, T, C)
+        return (mg.nn.cross_entropy(logits, y), *state)  # y (B, T)
+    # mg.compile records the step's graph once and then replays it as plain numpy calls
+    # (the same loss and gradients, faster); --no-compile runs the engine.
+    step_of = mg.compile(chunk_loss) if args.compile else None
+
     history, bar = lesson.History(), lesson.progress(args.steps, "training", args.quiet)
     best = {"loss": math.inf, "step": 0, "weights": model.state_dict()}
-    state, position = None, 0
+    state, position = zeros, 0
+    model.train()
     for step in range(1, args.steps + 1):
         if position + T + 1 > length:  # the end of the text: start again, from a fresh state
-            state, position = None, 0
-        x = streams[:, position:position + T]          # (B, T) characters...
-        y = streams[:, position + 1:position + T + 1]  # ...and the ones that follow them
+            state, position = zeros, 0
+        x = np.ascontiguousarray(streams[:, position:position + T])  # (B, T) characters
+        y = np.ascontiguousarray(streams[:, position + 1:position + T + 1])  # and the next
         position += T
-        model.train()
-        logits, state = model(x, state)
-        loss = mg.nn.cross_entropy(logits, y)          # logits (B, T, C), y (B, T)
         optimizer.zero_grad()
-        loss.backward()
+        # Truncated BPTT: the next chunk starts from this chunk's final state, so the
+        # model still reads the text as one long sequence; but that state is cut from
+        # the graph that made it (detach()). The next backward then stops at the
+        # chunk's first step instead of running back through every chunk since the
+        # beginning, and the memory stays that of one chunk. (A compiled step's outputs
+        # have no graph: the cut is built in.)
+        if step_of:
+            loss, *state = step_of(x, y, *state)
+        else:
+            loss, *state = chunk_loss(x, y, *state)
+            loss.backward()
+            state = detach(state)
         mg.optim.clip_grad_norm(model.parameters(), 5.0)
         optimizer.step()
-        # Truncated BPTT: the next chunk starts from this chunk's final state, so the
-        # model still reads the text as one long sequence; but detach() cuts the state
-        # from the graph that made it. The next backward then stops at the chunk's
-        # first step instead of running back through every chunk since the beginning
-        # (whose graph, already released, would be needed) and the memory stays that
-        # of one chunk.
-        state = detach(state)
 
         history.log(loss.item())
         if step % EVAL_EVERY == 0 or step == args.steps:
             held_out = evaluate(model, held_ids)
+            model.train()
             history.evals.append((step, held_out))
             if held_out < best["loss"]:
                 best = {"loss": held_out, "step": step, "weights": model.state_dict()}
@@ -182,7 +201,7 @@ def draw_truncation(model, ids, path, length=4):
             logits, state = model(x, state)
             losses.append(mg.nn.cross_entropy(logits, y))
         state = detach(state)
-        for part, name in zip(state if isinstance(state, tuple) else (state,), "hc"):
+        for part, name in zip(state, "hc"):
             part.name = f"{name} (detached)"
     loss = losses[0] + losses[1]
     loss.backward(retain_grads=True)
@@ -244,6 +263,8 @@ def parse_args(argv=None):
     add("--patience", type=lesson.positive_int, default=3,
         help=f"stop after this many held-out evaluations ({EVAL_EVERY} steps apart) "
              f"without a new best (default 3)")
+    add("--compile", action=argparse.BooleanOptionalAction, default=True,
+        help="train with mg.compile (default; --no-compile: the eager engine)")
     add("--temperature", type=lesson.positive_float, default=0.7,
         help="sampling temperature (default 0.7; a sample at 1.0 is printed too)")
     add("--sample", type=lesson.nonnegative_int, default=400,
