@@ -7,4 +7,6 @@
 - ``text``: the two public-domain texts of the character language model (Tang poems,
   Shakespeare's sonnets; sources in ``README.md``), a vocabulary, the held-out split,
   the unigram baseline and the streams of truncated BPTT.
+- ``sums``: decimal addition as text (``"535+ 61"`` -> ``"596."``) for
+  ``examples/seq2seq_addition.py``: sampling, held-out questions, token ids.
 """
