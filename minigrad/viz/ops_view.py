@@ -12,14 +12,14 @@ depends on ``id()`` or on set order, and nothing recurses, so the text is the sa
 every run and a graph thousands of nodes deep draws.
 
 The layout is chosen so that every step looks the same and long sequences lay out in
-seconds (``LAYOUT``, ``_Drawing.sibling_order``, ``_Drawing.buses``): the statements
+seconds (``LAYOUT``, ``_Builder.sibling_order``, ``_Builder.buses``): the statements
 are written in creation order, the users of a tensor leave it from ports in that order,
 so the gates of an LSTM sit i, f, g, o from left to right in every step, and no edge
 runs the length of the drawing.
 """
 from ..nn import Parameter
 from ..tensor import topological_order
-from ..timesteps import step_of
+from ..timesteps import TimeSteps, step_of
 from .drawing import Drawing, longest_path_ranks
 from .labels import attrs, html_table, html_text, quoted, with_out_ports
 from .style import (CLUSTER_STYLE, ELIDED_STYLE, MAX_DETAIL, NO_GRAD_FILL, OP_STYLE,
@@ -31,8 +31,7 @@ KEEP_STEPS_IGNORED = False
 
 # How dot lays out the graph. newrank ranks all nodes at once instead of cluster by
 # cluster: with the old ranking an edge between two step clusters could end up inside
-# one rank, which dot cannot route next to a record ("lost edge") and which breaks the
-# order of the steps. ordering=out keeps each node's outgoing edges in the order they
+# one rank, which breaks the order of the steps. ordering=out keeps each node's outgoing edges in the order they
 # are written (creation order) outside clusters; inside them the tail ports of
 # ``sibling_order`` do it. nslimit and mclimit bound the two searches that dominate
 # dot's time: network simplex placing nodes within their ranks (in full it grows like
@@ -104,7 +103,7 @@ def _op_label(op, across, slots=True):
     return html_table(cells, across, rules=False, cellpadding=1)
 
 
-class _Drawing:
+class _Builder:
     """The DOT statements of one graph, collected in one pass over the topological order.
 
     Node ids come from a tensor's index in that order: ``v7`` is the 8th tensor, ``op7``
@@ -455,7 +454,7 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
             check_grads(order)
         grad_range = log_range(norms.values()) or (0.0, 0.0)
 
-    drawing = _Drawing(
+    drawing = _Builder(
         root, show_shapes=show_shapes, norms=norms, grad_range=grad_range,
         rankdir=rankdir, cluster_scopes=cluster_scopes,
         hidden=_elided_steps((t.scope for t in order), keep_steps) if keep_steps else {})
@@ -499,11 +498,18 @@ NO_STEPS_CAPTION = ("no time steps to draw in the {view} view (no scope named t<
                     "the ops view instead")
 
 
-def instead(view, root, options):
-    """This view standing in for ``view`` (steps, rolled), which needs time steps that
-    ``root``'s graph does not have: captioned to say why."""
-    caption = NO_STEPS_CAPTION.format(view=view)
-    title = options.pop("title")
-    options["title"] = f"{title}\n{caption}" if title else caption
-    options["rankdir"] = options["rankdir"] or DEFAULT_RANKDIR
-    return draw(root, **options)
+def time_steps_for(view, root, options):
+    """(the ``TimeSteps`` of ``root``'s graph, None) for ``view`` (steps, rolled), which
+    draws time steps, once show_grads is checked to have gradients to show; or (None,
+    this view's drawing, captioned to say why) when the graph has none. ``options``:
+    the view's ``draw`` arguments."""
+    structure = TimeSteps(root, options["order"])
+    if not structure.layers:
+        caption = NO_STEPS_CAPTION.format(view=view)
+        title = options["title"]
+        return None, draw(root, **dict(
+            options, order=structure.order, title=f"{title}\n{caption}" if title else caption,
+            rankdir=options["rankdir"] or DEFAULT_RANKDIR))
+    if options["show_grads"]:
+        check_grads(t for step in structure.steps for t in step.tensors)
+    return structure, None

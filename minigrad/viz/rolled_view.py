@@ -39,11 +39,11 @@ import re
 
 
 from ..nn import Parameter
-from ..timesteps import TimeSteps, same_entry
+from ..timesteps import same_entry
 from . import ops_view
 from .drawing import Drawing
 from .labels import attrs, quoted
-from .style import (EDGE_GREY, MAX_DETAIL, ROLES, check_grads, digraph, grad_colour,
+from .style import (EDGE_GREY, MAX_DETAIL, ROLES, digraph, grad_colour,
                     grad_norm, is_dark, listed, log_range, operand_names, scale_legend,
                     shape_text, short_name, tensor_role)
 
@@ -160,16 +160,14 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     Returns a ``Drawing`` whose ``meanings`` say what each node stands for (see the
     module docstring):
     {"kind": "step tensor", "layer": "l0", "t": [steps], "tensors": [indices in the
-    topological order, one per step]} or {"kind": "tensor", "tensors": [index]}. A graph without ``t<number>`` scopes is drawn in the ops view.
+    topological order, one per step]} or {"kind": "tensor", "tensors": [index]}. A
+    graph without ``t<number>`` scopes is drawn in the ops view.
     """
-    structure = TimeSteps(root, order)
-    if not structure.layers:
-        return ops_view.instead("rolled", root, dict(
-            show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
-            cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title,
-            order=structure.order))
-    if show_grads:
-        check_grads(t for step in structure.steps for t in step.tensors)
+    structure, instead = ops_view.time_steps_for("rolled", root, dict(
+        show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
+        cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title, order=order))
+    if instead is not None:
+        return instead
     order = structure.order
     index = {id(t): i for i, t in enumerate(order)}
     separator = "\\n" if rankdir in ("LR", "RL") else " "

@@ -28,11 +28,10 @@ Node ids (the ``Drawing``'s ``meanings`` map each to what it stands for):
 - ``root``      the root, when it is made after the steps; ``legend``.
 """
 from ..nn import Parameter
-from ..timesteps import TimeSteps
 from . import ops_view
 from .drawing import Drawing
 from .labels import attrs, quoted
-from .style import (EDGE_GREY, MAX_LISTED, NO_GRAD_NOTE, ROLES, check_grads, digraph, grad_colour,
+from .style import (EDGE_GREY, MAX_LISTED, NO_GRAD_NOTE, ROLES, digraph, grad_colour,
                     grad_norm, listed, log_range, scale_legend, shape_text, short_name)
 
 DEFAULT_RANKDIR = "LR"
@@ -110,7 +109,9 @@ def _parameters(structure, steps):
 
 # -- the drawing -----------------------------------------------------------------------------
 
-class _Drawing:
+class _Builder:
+    """The DOT statements of the steps view, built step by step (``draw``)."""
+
     def __init__(self, structure, *, show_shapes, show_grads, rankdir, keep_steps):
         self.structure, self.show_shapes, self.show_grads = structure, show_shapes, show_grads
         self.rankdir = rankdir
@@ -345,15 +346,12 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
     {"kind": "root", "tensors": [index]}. A graph without ``t<number>`` scopes is
     drawn in the ops view.
     """
-    structure = TimeSteps(root, order)
-    if not structure.layers:
-        return ops_view.instead("steps", root, dict(
-            show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
-            cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title,
-            order=structure.order))
-    if show_grads:
-        check_grads(t for step in structure.steps for t in step.tensors)
-    drawing = _Drawing(structure, show_shapes=show_shapes, show_grads=show_grads,
+    structure, instead = ops_view.time_steps_for("steps", root, dict(
+        show_shapes=show_shapes, show_grads=show_grads, rankdir=rankdir,
+        cluster_scopes=cluster_scopes, keep_steps=keep_steps, title=title, order=order))
+    if instead is not None:
+        return instead
+    drawing = _Builder(structure, show_shapes=show_shapes, show_grads=show_grads,
                        rankdir=rankdir, keep_steps=keep_steps)
     order_index = drawing.index
     for j, (layer, steps) in enumerate(structure.layers.items()):
