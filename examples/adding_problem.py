@@ -92,7 +92,12 @@ def run(args):
         loss.backward()                                    # back through all T steps
         return loss
 
+    def validation(x, y):  # the held-out loss, and the answers whose accuracy we report
+        answer = model(x)
+        return mg.nn.mse_loss(answer, y), answer
+
     train_step = mg.compile(training_loss) if args.compile else eager_step
+    evaluate = mg.compile(validation) if args.compile else validation
     history = {"sequences": [], "loss": [], "val_mse": [], "val_accuracy": []}
     bar = lesson.progress(args.steps, f"training {args.model}", args.quiet)
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -106,11 +111,12 @@ def run(args):
 
         smoothed = loss.item() if smoothed is None else 0.95 * smoothed + 0.05 * loss.item()
         if step % EVAL_EVERY == 0 or step == args.steps:
-            answer = predict(model, val_x)
+            with mg.no_grad():                             # the forward alone
+                val_mse, answer = evaluate(val_x, val_y)
             history["sequences"].append(step * args.batch_size)
             history["loss"].append(smoothed)
-            history["val_mse"].append(float(np.mean((answer - val_y) ** 2)))
-            history["val_accuracy"].append(accuracy(answer, val_y))
+            history["val_mse"].append(float(val_mse))
+            history["val_accuracy"].append(accuracy(answer.data, val_y))
             # Stop when two evaluations in a row reach the target: the first to get
             # there is often a lucky one, and the test set would then score less.
             converged = len(history["val_accuracy"]) >= 2 \

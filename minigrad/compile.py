@@ -48,7 +48,8 @@ def compile(fn, *, check=False):  # noqa: A001  (mirrors torch.compile)
     truncated-BPTT chunk); ``step`` returns the same, as Tensors without a graph.
     Arguments may be arrays, Tensors, (nested) tuples or lists of them, and other
     values; a new signature (an array's shape or dtype, another value) is captured anew.
-    ``check=True`` runs the engine beside every replay and raises ``RuntimeError`` naming
+    Inside ``no_grad()`` a step replays the forward alone (an evaluation) and computes
+    no gradient, as ``fn`` itself would there. ``check=True`` runs the engine beside every replay and raises ``RuntimeError`` naming
     the first op whose value or gradient differs.
     """
     if not callable(fn):
@@ -67,6 +68,7 @@ class CompiledStep:
 
     def __call__(self, *args):
         leaves, key = _flatten(args)
+        key = (thread_state.settings.grad_enabled,) + key  # no_grad(): the forward only
         plan = self.plans.get(key)
         if plan is not None and not plan.still_valid():
             plan = None
@@ -145,9 +147,6 @@ def capture(fn, args, leaves, keep_values=False):
     settings = thread_state.settings
     if settings.capture is not None:
         raise RuntimeError("mg.compile: a compiled step called inside another one's capture")
-    if not settings.grad_enabled:
-        raise RuntimeError("mg.compile: a step was called inside no_grad(); it computes "
-                           "gradients (call it outside, or call fn itself)")
     tape, loss, extras = run_taped(fn, args)
     planner = Planner(tape, leaves, loss, extras, reuse=not keep_values,
                       arg_names=_argument_names(fn, args, leaves))
@@ -646,6 +645,12 @@ class OpPlan:
         self.out, self.grad = out, grad
         self.needs = op.needs_input_grad if grad is not None else ()
 
+    @property
+    def one(self):
+        """1 as a 0-d array of the output's dtype: numpy converts a Python 1 at every
+        call, which costs a small ufunc call a quarter of its time."""
+        return np.ones((), self.out.dtype)
+
     def call(self, func, *args, **kwargs):
         """Plan ``func(*args, **kwargs)``; values among them stand for their arrays."""
         self.planner.emit(func, *args, **kwargs)
@@ -817,7 +822,7 @@ def _describe_argument(a):
     if isinstance(a, tuple):
         return "(" + ", ".join(_describe_argument(b) for b in a) + ")"
     if isinstance(a, np.ndarray):
-        return f"array{a.shape}"
+        return f"{a.item():g}" if a.ndim == 0 else f"array{a.shape}"
     return getattr(a, "label", None) or repr(a)
 
 

@@ -465,12 +465,12 @@ class Sigmoid(Op):
         y = r.out
         r.call(np.negative, r.ins[0], y)
         r.call(np.exp, y, y)
-        r.call(np.add, y, 1, y)
-        r.call(np.divide, 1, y, y)
+        r.call(np.add, y, r.one, y)
+        r.call(np.divide, r.one, y, y)
 
     def replay_backward(self, r):
         d, y = r.begin(0), r.out
-        r.call(np.subtract, 1, y, d)
+        r.call(np.subtract, r.one, y, d)
         r.call(np.multiply, d, y, d)
         r.call(np.multiply, d, r.grad, d)
         r.end(0, d)
@@ -498,7 +498,7 @@ class Tanh(Op):
     def replay_backward(self, r):
         d, y = r.begin(0), r.out
         r.call(np.multiply, y, y, d)
-        r.call(np.subtract, 1, d, d)
+        r.call(np.subtract, r.one, d, d)
         r.call(np.multiply, d, r.grad, d)
         r.end(0, d)
 
@@ -539,8 +539,8 @@ class Softplus(Op):
         d = r.begin(0)
         r.call(np.negative, r.ins[0], d)
         r.call(np.exp, d, d)
-        r.call(np.add, d, 1, d)
-        r.call(np.divide, 1, d, d)
+        r.call(np.add, d, r.one, d)
+        r.call(np.divide, r.one, d, d)
         r.call(np.multiply, r.grad, d, d)
         r.end(0, d)
 

@@ -190,6 +190,27 @@ def test_twenty_training_steps_keep_compiled_and_eager_weights_equal(optimizer):
     assert len(step.plans) == 1
 
 
+def test_inside_no_grad_a_step_replays_the_forward_alone():
+    rng = np.random.default_rng(10)
+    model, head = LSTM(2, 4, rng=rng), mg.nn.Linear(4, 1, rng=rng)
+
+    def evaluate(x, y):
+        answer = head(model(x)[0][:, -1])
+        return mg.nn.mse_loss(answer, y), answer
+
+    step = mg.compile(evaluate)
+    for _ in range(3):
+        x, y = rng.random((5, 6, 2)), rng.random((5, 1))
+        with mg.no_grad():
+            loss, answer = step(x, y)
+            expected, expected_answer = evaluate(x, y)
+        assert_same(loss.data, expected.data)
+        assert_same(answer.data, expected_answer.data)
+        assert all(p.grad is None for p in model.parameters())
+    step(x, y)  # with gradients: a signature of its own
+    assert len(step.plans) == 2 and model.l0.weight.grad is not None
+
+
 def test_gradients_accumulate_across_calls_like_backward():
     rng = np.random.default_rng(9)
     w = mg.nn.Parameter(rng.standard_normal((3, 2)), name="w")
