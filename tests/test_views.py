@@ -333,3 +333,40 @@ def test_every_view_names_the_operands_of_an_op_whose_order_matters():
     ops = mg.viz.graph(loss).source
     assert re.search(r'>a</font></td><td>where</td>', ops)
     assert not re.search(r'>a</font></td><td>add</td>', ops)
+
+
+def encoder_decoder(S=4, T=3, seed=0):
+    """An encoder RNN over S steps in scope 'encoder', and a decoder RNN over T steps in
+    'decoder' that starts from the encoder's last state and reads the stack of every
+    encoder output at each step (attention's shape): two chains, one after the other."""
+    rng = np.random.default_rng(seed)
+    W = {k: mg.nn.Parameter(rng.normal(size=(3, 3)) * 0.5, name=f"W{k}") for k in "exd"}
+    h = mg.Tensor(np.zeros((1, 3)), name="h0")
+    outputs = []
+    with mg.scope("encoder"):
+        for t in range(S):
+            with mg.scope(f"t{t}"):
+                h = mg.tanh(h @ W["e"] + 1.0)
+                h.name = "h"
+            outputs.append(h)
+    memory = mg.stack(outputs, axis=1)
+    memory.name = "encoder outputs"
+    with mg.scope("decoder"):
+        for t in range(T):
+            with mg.scope(f"t{t}"):
+                h = mg.tanh(h @ W["d"] + memory.sum(axis=1) @ W["x"])
+                h.name = "h"
+    return h.sum()
+
+
+def test_an_encoder_and_its_decoder_are_drawn_as_two_chains_one_after_the_other():
+    loss = backward(encoder_decoder())
+    drawing = steps_view.draw(loss)
+    step = {(m["layer"], m["t"]): n for n, m in drawing.meanings.items() if m["kind"] == "step"}
+    ranks = [line for line in drawing.source.splitlines() if "rank=same" in line]
+    for line in ranks:  # no rank holds a step of each
+        assert not (any(f" {step['encoder', t]};" in line + ";" for t in range(4)) and
+                    any(f" {step['decoder', t]};" in line + ";" for t in range(3))), line
+    assert (step["encoder", 3], step["decoder", 0], "h") in labelled_edges(drawing.source)
+    for view in ("ops", "steps", "rolled"):
+        node_titles(mg.viz.graph(loss, view=view))  # dot lays it out; the SVG parses

@@ -45,6 +45,19 @@ HEADER_STYLE = {"shape": "note", "style": "filled", "fontsize": "10",
                 "fillcolor": ROLES["parameter"][0], "color": ROLES["parameter"][1]}
 HIDDEN_STYLE = {"shape": "box", "style": "dashed,rounded", "color": "#636363",
                 "fontsize": "10"}
+def aligned_layers(structure):
+    """{layer: the layer whose columns it is drawn in}. A layer whose steps read the
+    step of the same number of another layer (the layer below, in a stacked network) is
+    aligned with it, step under step; any other (a decoder after its encoder, which
+    reads only the encoder's last step) has columns of its own, after what it reads."""
+    group = {}
+    for layer, steps in structure.layers.items():
+        group[layer] = next((group[owner.layer] for step in steps for owner in (
+            structure.step_at.get(id(t)) for t in step.inputs) if owner is not None
+            and owner.layer != layer and owner.t == step.t), layer)
+    return group
+
+
 def hidden_steps(structure, keep_steps):
     """{id(step): layer index} of the steps ``keep_steps`` leaves out (the middle)."""
     hidden = {}
@@ -118,6 +131,7 @@ class _Builder:
         self.flip = rankdir in ("LR", "RL")  # rows then run top to bottom: flip flat edges
         self.gap = "\n" if self.flip else " "  # name and |grad| of a state edge: stacked
         self.hidden = hidden_steps(structure, keep_steps)
+        self.group = aligned_layers(structure)
         self.ids = {id(step): f"step{i}" for i, step in enumerate(structure.steps)}
         self.nodes, self.edges, self.columns = [], [], {}
         self.pairs = []  # (tail, head) of every edge, as written
@@ -196,7 +210,7 @@ class _Builder:
                 text += f"  |grad| {grad_norm(p):.2g}"
             lines.append(text)
         label = quoted(lines[0]) + "\\n" + "\\l".join(quoted(x) for x in lines[1:]) + "\\l"
-        self.node(f"layer{j}", {"label": label, **HEADER_STYLE}, "header",
+        self.node(f"layer{j}", {"label": label, **HEADER_STYLE}, ("header", self.group[layer]),
                   {"kind": "layer", "layer": layer, "steps": len(steps)})
 
     def step(self, step, order_index):
@@ -204,7 +218,7 @@ class _Builder:
         attributes = {"label": quoted(f"t{step.t}"), **STEP_STYLE}
         if any(t is self.structure.root for t in step.tensors):
             attributes["fillcolor"], attributes["color"] = ROLES["output"]
-        self.node(node, attributes, ("t", step.t),
+        self.node(node, attributes, self.column(step),
                   {"kind": "step", "layer": step.layer, "t": step.t,
                    "tensors": [order_index[id(t)] for t in step.tensors]})
         index = node[4:]
@@ -216,7 +230,7 @@ class _Builder:
             backwards = step.next is not None and step.next.t < step.t
             self.node(f"init{index}", {"label": "\\n".join(quoted(x) for x in initial),
                                        **SIDE_STYLE, "fillcolor": fill, "color": border},
-                      None if backwards else "header",
+                      None if backwards else ("header", self.group[step.layer]),
                       {"kind": "initial state", "layer": step.layer, "t": step.t})
             if backwards:
                 self.edge(node, f"init{index}", {"color": border, "dir": "back"})
@@ -227,7 +241,7 @@ class _Builder:
                 "\\n".join(quoted(x) for x in inputs)
             fill, border = ROLES["input"]
             self.node(f"in{index}", {"label": label, **SIDE_STYLE, "fillcolor": fill,
-                                     "color": border}, ("t", step.t),
+                                     "color": border}, self.column(step),
                       {"kind": "inputs", "layer": step.layer, "t": step.t})
             self.flat(f"in{index}", node, {"color": border})
         outputs = _step_outputs(self.structure, step)
@@ -235,7 +249,7 @@ class _Builder:
             fill, border = ROLES["output"]
             label = "\\n".join(quoted(x) for x in outputs[:MAX_LISTED])
             self.node(f"out{index}", {"label": label, **SIDE_STYLE, "fillcolor": fill,
-                                      "color": border}, ("t", step.t),
+                                      "color": border}, self.column(step),
                       {"kind": "outputs", "layer": step.layer, "t": step.t})
             self.flat(node, f"out{index}", {"color": border})
 
@@ -269,7 +283,13 @@ class _Builder:
         first, last = steps[0].t, steps[-1].t
         self.node(f"hidden{j}", {"label": quoted(f"t{first} ... t{last}\n{len(steps)} steps"
                                                   "\nnot drawn"), **HIDDEN_STYLE},
-                  ("hidden", 0), {"kind": "hidden", "layer": layer, "t": [s.t for s in steps]})
+                  ("hidden", self.group[layer]),
+                  {"kind": "hidden", "layer": layer, "t": [s.t for s in steps]})
+
+    def column(self, step):
+        """The rank ``step`` shares with the steps of the same number of the layers
+        aligned with it (``aligned_layers``)."""
+        return ("t", self.group[step.layer], step.t)
 
     def node_of(self, step):
         """The drawn node standing for ``step``: its own, or its layer's marker."""
@@ -305,7 +325,7 @@ class _Builder:
                     attributes["style"] = "dashed"
                 if markers == 2:
                     between_markers.add((tail, head))
-                if owner.t == step.t or markers == 2:
+                if self.column(owner) == self.column(step) or markers == 2:
                     self.flat(tail, head, attributes)
                 else:
                     self.edge(tail, head, attributes)
@@ -370,12 +390,13 @@ def draw(root, *, show_shapes=True, show_grads=False, rankdir=DEFAULT_RANKDIR,
         drawing.node("root", {"label": quoted(_root_line(structure)), **SIDE_STYLE,
                               "fillcolor": fill, "color": border, "fontsize": "10"},
                      None, {"kind": "root", "tensors": [order_index[id(root)]]})
-        last_t = max(s.t for s in structure.steps)
-        for node in drawing.columns.get(("t", last_t), []):
+        group = drawing.group[structure.steps[-1].layer]  # the steps made last
+        last = ("t", group, max(s.t for s in structure.steps if drawing.group[s.layer] == group))
+        for node in drawing.columns.get(last, []):
             if node.startswith("out"):
                 drawing.edge(node, "root", {"style": "dashed", "color": ROLES["output"][1]})
-        if not any(n.startswith("out") for n in drawing.columns.get(("t", last_t), [])):
-            drawing.edge(drawing.columns[("t", last_t)][0], "root", {"style": "invis"})
+        if not any(n.startswith("out") for n in drawing.columns.get(last, [])):
+            drawing.edge(drawing.columns[last][0], "root", {"style": "invis"})
 
     body = [f'label="{quoted(title)}" labelloc="t" fontsize="16"'] if title else []
     rows = [(STEP_STYLE["fillcolor"], "time step (one node)"),
