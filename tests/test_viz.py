@@ -784,7 +784,7 @@ def test_a_graph_too_big_for_dot_is_refused_before_dot_runs(monkeypatch):
         mg.viz.graph(loss)
     keep = int(re.search(r"keep_steps=(\d+)", str(err.value)).group(1))
     mg.viz.graph(loss, keep_steps=keep)  # the suggestion fits
-    assert layout_size(mg.viz.fit(hand_rnn(8))) < mg.viz.LAYOUT_LIMIT / 1000
+    assert layout_size(mg.viz.fit(hand_rnn(8))) < mg.viz.LAYOUT_LIMIT / 500
 
 
 def long_chain(ops, steps):

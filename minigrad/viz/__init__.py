@@ -41,9 +41,10 @@ def graph(root, *, view="ops", show_shapes=True, show_grads=False, rankdir=None,
     title           a caption at the top.
 
     The options are described in full in each view's module. A drawing too big for
-    Graphviz to lay out in about 15 s (more than about 120 LSTM steps in the ops view;
-    ``minigrad.viz.guard``) raises ValueError before ``dot`` ever sees it, within a
-    second, saying which ``keep_steps=`` would fit and which views to try. To get the
+    Graphviz to lay out in about 20 s on a busy 2-core machine (more than about 64 LSTM
+    steps in the ops view; ``minigrad.viz.guard``) raises ValueError before ``dot`` ever
+    sees it, within a second, saying which ``keep_steps=`` would fit and which views to
+    try. To get the
     DOT text of such a graph anyway (for another tool), set
     ``mg.viz.LAYOUT_LIMIT = None``.
     """

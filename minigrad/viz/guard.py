@@ -7,12 +7,13 @@ just above its nearest user, as dot's ranking would) + CLUSTER_COST per cluster.
 bounded network simplex (``nslimit``) then makes up to one pass over that whole layout
 per node, so its work grows like nodes x size: ``layout_size``.
 
-Measured with ``benchmarks/viz.py`` on a 2-core machine shared with other jobs (load
-average 2 to 3): LSTM, GRU, hand-written RNN and plain chains of 50 to 100 million units
-took 5 to 11 s (90 to 130 ns a unit), and the cost per unit grows with the size (230 ns
-at 200 million: a GRU of 120 steps took 49 s). ``LAYOUT_LIMIT`` = 100 million keeps
-every drawing the guard lets through within about 15 s and 250 MB: an LSTM of about 120
-steps in the ops view, a GRU of about 80, a hand-written RNN of about 300.
+Measured with ``benchmarks/viz.py`` on a 2-core machine shared with other jobs: the
+time per unit grows with the machine's load and with the size. At load average 2 to 3,
+LSTM, GRU, RNN and plain chains of 50 to 100 million units took 5 to 11 s; at load 5 to
+7, 100 million took 22 to 64 s and 30 million 2 to 17 s. ``LAYOUT_LIMIT`` = 30 million
+keeps every drawing the guard lets through within about 20 s and 100 MB on such a
+machine, even busy (a quiet one takes a fraction of that): an LSTM of about 64 steps
+in the ops view, a GRU of about 45, an RNN of about 170 (``models``).
 
 ``fit`` decides without drawing what cannot fit: one pass over the graph counts the
 nodes each view must draw for each ``keep_steps`` (``Census``), and a drawing of n
@@ -31,7 +32,7 @@ from .drawing import longest_path_ranks
 from .style import RANKDIRS
 
 VIEWS = {"ops": ops_view, "steps": steps_view, "rolled": rolled_view}
-LAYOUT_LIMIT = 100_000_000  # the default of ``mg.viz.LAYOUT_LIMIT``, which fit reads
+LAYOUT_LIMIT = 30_000_000  # the default of ``mg.viz.LAYOUT_LIMIT``, which fit reads
 # A cluster costs dot nodes of its own (it is laid out as a unit, then expanded): a
 # 2,000-step chain of four nodes a step, each step a cluster, took 35 s and 800 MB.
 CLUSTER_COST = 4
