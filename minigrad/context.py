@@ -170,11 +170,8 @@ complete gradient of ``tensor`` handed to the op; ``input_grads``: one pair per 
 
 
 class Sweep(list):
-    """The ``SweepStep``s of every backward run inside ``record_backward()``, in order."""
-
-    @property
-    def steps(self):
-        return list(self)
+    """The ``SweepStep``s of every backward run inside ``record_backward()``, in order.
+    (A list: "steps" would mean time steps, which ``minigrad.timesteps`` finds.)"""
 
 
 @contextlib.contextmanager

@@ -921,3 +921,19 @@ def test_minigrad_imports_without_the_graphviz_package():
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[0] == "[2.0, 2.0]"
     assert "pip install graphviz" in run.stdout
+
+
+def test_no_module_of_minigrad_imports_a_private_name_of_another():
+    """What a module shares it names without an underscore: a private helper imported
+    elsewhere is an idea written for one place and used in two."""
+    import ast
+
+    root = Path(mg.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "")
+                                                     .startswith("minigrad")):
+                found += [f"{path.relative_to(root)}: {alias.name}" for alias in node.names
+                          if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert found == []
