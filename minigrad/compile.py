@@ -492,7 +492,9 @@ class Planner:
             edges = np.cumsum([0] + [t.data.shape[-1] for t in inputs])
             needed = [k for k, needs in enumerate(op.needs_input_grad) if needs]
             if needed:
-                self.columns[id(out)] = slice(int(edges[needed[0]]), int(edges[needed[-1] + 1]))
+                span = slice(int(edges[needed[0]]), int(edges[needed[-1] + 1]))
+                self.columns[id(out)] = (span, (op, inputs, out, needed[0])
+                                         if len(needed) == 1 else None)
 
     def target(self, t):
         """(value, mode) for a contribution to ``t``'s gradient: "write" for the first,
@@ -701,8 +703,20 @@ class OpPlan:
         return self.planner.regions.get(id(self.output)) is self.grad
 
     def columns(self, i):
-        """The columns of input i's gradient that are read (a slice), or None for all."""
-        return self.planner.columns.get(id(self.inputs[i]))
+        """``(span, through)`` when input i is a concat along its last axis some of
+        whose parts need no gradient: ``span``, the columns of its gradient that are
+        read; ``through``, when only one part needs a gradient, a function
+        ``through(func, *args)`` giving that part ``func(*args, out)`` straight away (the
+        concat then has no backward to run). None when every column is read."""
+        found = self.planner.columns.get(id(self.inputs[i]))
+        if found is None:
+            return None
+        span, part = found
+        if part is None:
+            return span, None
+        op, inputs, out, k = part
+        concat = OpPlan(self.planner, op, inputs, out, self.planner.values[id(out)], self.grad)
+        return span, functools.partial(concat.give, k)
 
     def target(self, i):
         """(value, mode) of input i's gradient: mode "write" or "add"."""

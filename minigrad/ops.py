@@ -381,10 +381,15 @@ class Matmul(Op):
                 r.pass_through(0, r.reshaped(rows, a.shape))
             r.matmul_weight(1, r.rows(a), grad_rows)
         elif columns is not None:  # only the columns of a concat that need a gradient
-            target, _ = r.target(0)
+            columns, through = columns
             span = f"{columns.start}:{columns.stop}"
-            r.call(np.matmul, grad, r.view(b, lambda w: w[columns].T, f"{b.name}[{span}].T"),
-                   r.view(target, lambda g: g[:, columns], f"{target.name}[:, {span}]"))
+            rows = r.view(b, lambda w: w[columns].T, f"{b.name}[{span}].T")
+            if through is not None:  # one part needs it (h of [x_t, h]): straight to it
+                through(np.matmul, grad, rows, shape=grad.shape[:1] + rows.shape[1:])
+            else:
+                target, _ = r.target(0)
+                r.call(np.matmul, grad, rows,
+                       r.view(target, lambda g: g[:, columns], f"{target.name}[:, {span}]"))
             r.matmul_weight(1, a, grad)
         else:
             r.give(0, np.matmul, grad, r.transposed(b), shape=a.shape)
@@ -469,11 +474,11 @@ class Sigmoid(Op):
         r.call(np.divide, r.one, y, y)
 
     def replay_backward(self, r):
-        d, y = r.begin(0), r.out
+        y = r.out
+        d = r.scratch(y.shape)  # contiguous: only the last call writes into the gradient
         r.call(np.subtract, r.one, y, d)
         r.call(np.multiply, d, y, d)
-        r.call(np.multiply, d, r.grad, d)
-        r.end(0, d)
+        r.give(0, np.multiply, d, r.grad)
 
 
 class Tanh(Op):
@@ -496,11 +501,11 @@ class Tanh(Op):
         r.call(np.tanh, r.ins[0], r.out)
 
     def replay_backward(self, r):
-        d, y = r.begin(0), r.out
+        y = r.out
+        d = r.scratch(y.shape)  # contiguous: only the last call writes into the gradient
         r.call(np.multiply, y, y, d)
         r.call(np.subtract, r.one, d, d)
-        r.call(np.multiply, d, r.grad, d)
-        r.end(0, d)
+        r.give(0, np.multiply, d, r.grad)
 
 
 class Relu(Op):
