@@ -79,6 +79,14 @@ def uniform(shape, bound, rng=None, dtype=np.float64):
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
+def copy_into(param, array):
+    """Write ``array`` into ``param``'s own array (so optimizers and graphs keep the same
+    Parameter), cast to its dtype silently, and count it as an in-place change, as
+    PyTorch's loading does: a graph that saved the old value refuses to use it."""
+    np.copyto(param.data, astype(np.asarray(array), param.dtype))
+    param._changed_in_place()
+
+
 class Parameter(Tensor):
     """A Tensor a Module trains: ``requires_grad=True``, and named after its place in the
     module tree (``lstm.l0.weight``) so errors and drawings can say which one it is."""
@@ -253,8 +261,7 @@ class Module:
             raise ValueError(f"{owner}: " + "; ".join(problems))
         for key, value in arrays.items():
             if key in params:
-                np.copyto(params[key].data, astype(value, params[key].dtype))
-                params[key]._changed_in_place()
+                copy_into(params[key], value)
 
     def extra_repr(self):
         return ""

@@ -23,7 +23,7 @@ shared with ``LSTM`` and ``RNN`` (``models/recurrent.py``).
 import numpy as np
 
 import minigrad as mg
-from minigrad.nn import Parameter, uniform
+from minigrad.nn import Parameter, copy_into, uniform
 
 from .recurrent import Recurrent, RecurrentCell
 
@@ -72,7 +72,7 @@ class GRUCell(RecurrentCell):
     def load_torch_arrays(self, weight_ih, weight_hh, bias_ih, bias_hh):
         for param, array in ((self.weight_ih, weight_ih.T), (self.weight_hh, weight_hh.T),
                              (self.bias_ih, bias_ih), (self.bias_hh, bias_hh)):
-            np.copyto(param.data, array, casting="unsafe")
+            copy_into(param, array)
 
 
 class GRU(Recurrent):

@@ -21,7 +21,7 @@ state tensor after its entry in ``state_names`` so that tools can find it.
 import numpy as np
 
 import minigrad as mg
-from minigrad.nn import Module, as_input, float_dtype, positive_int
+from minigrad.nn import Module, as_input, copy_into, float_dtype, positive_int
 
 __all__ = ["RecurrentCell", "ConcatLayoutCell", "Recurrent"]
 
@@ -118,9 +118,10 @@ class ConcatLayoutCell(RecurrentCell):
 
     def load_torch_arrays(self, weight_ih, weight_hh, bias_ih, bias_hh):
         weight = np.concatenate([weight_ih.T, weight_hh.T], axis=0)
-        bias = bias_ih.astype(self.dtype) + bias_hh.astype(self.dtype)
-        np.copyto(self.weight.data, weight, casting="unsafe")
-        np.copyto(self.bias.data, bias, casting="unsafe")
+        with np.errstate(over="ignore"):  # float16: a sum too large is inf, silently
+            bias = bias_ih.astype(self.dtype) + bias_hh.astype(self.dtype)
+        copy_into(self.weight, weight)
+        copy_into(self.bias, bias)
 
 
 class Recurrent(Module):

@@ -297,3 +297,15 @@ def test_clip_and_abs_gradients_at_nan_and_infinite_upstream_are_pytorchs(warnin
     x = mg.Tensor([np.nan, 0.0, -2.0], requires_grad=True)
     mg.abs(x).backward(np.array([1.0, 1.0, 1.0]))
     assert same_floats(x.grad, [0.0, 0.0, -1.0])
+
+
+@pytest.mark.parametrize("model", [LSTM, mg.models.GRU, mg.models.RNN])
+def test_float16_models_load_torch_weights_too_large_as_inf_silently(model, warnings_are_errors):
+    net = model(2, 3, dtype=np.float16)
+    state = {k: np.full(v.shape, 1e6) for k, v in net.torch_state_dict().items()}
+    x = mg.Tensor(np.ones((1, 2, 2), np.float16))
+    out = net(x)[0]
+    net.load_torch_state_dict(state)
+    assert all(np.isinf(p.data).all() for p in net.parameters())
+    with pytest.raises(RuntimeError, match="changed in place"):
+        out.sum().backward()  # the graph saw the old weights
