@@ -121,3 +121,15 @@ def test_a_title_no_installed_font_has_says_what_to_install(tmp_path, monkeypatc
     _, _, loss = lstm_loss(2, batch=2, x_grad=True, head=True)
     with pytest.raises(RuntimeError, match="(?s)反.*fonts-noto-cjk or fonts-wqy-zenhei"):
         mg.viz.animate(loss, tmp_path / "sweep.gif", title="反向")
+
+
+@pytest.mark.parametrize("picture", ["graph", "explore", "animate"])
+def test_a_compiled_steps_loss_says_it_has_no_graph_to_draw(tmp_path, picture):
+    w = mg.nn.Parameter(np.ones((2, 2)), name="w")
+    step = mg.compile(lambda x: ((x @ w) ** 2).sum())
+    loss = step(np.ones((1, 2)))
+    draw = {"graph": lambda: mg.viz.graph(loss),
+            "explore": lambda: mg.viz.explore(loss, tmp_path / "page.html"),
+            "animate": lambda: mg.viz.animate(loss, tmp_path / "sweep.gif")}[picture]
+    with pytest.raises(RuntimeError, match="mg.compile"):
+        draw()

@@ -103,10 +103,10 @@ def record(root, caller):
     if root.data.size != 1:
         raise ValueError(f"{caller} needs a one-element root (a loss) to start the backward "
                          f"sweep from, got a tensor of shape {root.shape}")
+    order = topological_order(root)  # first: a loss without a graph (mg.compile) says so
     if not root.requires_grad:
         raise ValueError(f"{caller} needs a root that requires grad: nothing in its "
                          "computation has requires_grad=True, so there is no sweep to show")
-    order = topological_order(root)
     saved = [t.grad for t in order]
     try:
         for t in order:
