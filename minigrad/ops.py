@@ -32,9 +32,16 @@ def unbroadcast(grad, shape):
 
 def _stable_sigmoid(x):
     """1 / (1 + exp(-x)): where exp(-x) overflows to inf the result is exactly 0, its limit
-    (ops run with numpy's overflow warnings off, see ``Op.__call__``).
-    (Plain expressions: at small sizes numpy's ``out=`` keyword costs more than it saves.)"""
-    return 1 / (1 + np.exp(-x))
+    (ops run with numpy's overflow warnings off, see ``Op.__call__``). Computed in one
+    array, in place (``out`` passed by position: the ``out=`` keyword costs more than it
+    saves at small sizes), with the very operations of the plain expression, so the
+    value is the same bit for bit; Sigmoid's replay runs the same calls."""
+    y = as_array(np.negative(x))  # (numpy gives a scalar for a 0-d x)
+    one = np.ones((), y.dtype)
+    np.exp(y, y)
+    np.add(y, one, y)
+    np.divide(one, y, y)
+    return y
 
 
 class Op:
@@ -74,9 +81,9 @@ class Op:
         cls.reads_saved = bool(cls.reads_input or cls.reads_output)
 
     def __call__(self, *inputs):
-        tape = thread_state.settings.capture
-        if tape is not None:  # mg.compile is recording a step: tape the call (compile.py)
-            return tape.record(self, inputs)
+        settings = thread_state.settings
+        if settings.capture is not None:  # mg.compile is recording a step (compile.py)
+            return settings.capture.record(self, inputs)
         # One and two inputs spelled out: on Python 3.11 a comprehension costs more than
         # all the rest of this method.
         if len(inputs) == 1:
@@ -102,7 +109,6 @@ class Op:
             restore_numpy_errors(token)
         if type(out) is not np.ndarray:  # numpy gives scalars for 0-d results
             out = np.asarray(out)
-        settings = thread_state.settings
         if settings.detect_anomaly:
             check_forward(self, out, inputs, settings.scope)
         if settings.grad_enabled and True in needs:
