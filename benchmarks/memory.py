@@ -48,9 +48,22 @@ def measure(impl, t):
 
     lstm, head, x, target = lstm_problem((N, t, D, H), DTYPE)
 
+    setup = None
     if impl == "compiled":
-        return measure_compiled(lstm, head, x, target, t)
-    if impl == "minigrad":
+        # Traced from before the capture, so the planned arrays it keeps count; the peak
+        # is reset after it (it runs the engine once): what every later step peaks at.
+        def loss_fn(xs, ys):
+            out, _ = lstm(xs)
+            return mg.nn.binary_cross_entropy_with_logits(head(out), ys)
+
+        step = mg.compile(loss_fn)
+        xt, yt = x, target
+
+        def setup():
+            step(x, target)
+            lstm.zero_grad()
+            head.zero_grad()
+    elif impl == "minigrad":
         xt, yt = mg.Tensor(x), mg.Tensor(target)
 
         def step(xs, ys):
@@ -71,6 +84,9 @@ def measure(impl, t):
             ref.backward()
 
     tracemalloc.start()
+    if setup is not None:
+        setup()
+        tracemalloc.reset_peak()
     start = time.perf_counter()
     step(xt, yt)
     seconds = time.perf_counter() - start
@@ -79,33 +95,6 @@ def measure(impl, t):
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {"impl": impl, "T": t, "peak_bytes": peak, "max_rss_bytes": max_rss,
             "seconds_traced": seconds}
-
-
-def measure_compiled(lstm, head, x, target, t):
-    """Peak traced bytes of a replayed step of ``mg.compile``: traced from before the
-    capture, so the planned arrays it keeps count; the peak is reset after the capture
-    (which runs the engine once), so it is what every later step of a loop peaks at."""
-    import minigrad as mg
-
-    def loss_fn(xs, ys):
-        out, _ = lstm(xs)
-        return mg.nn.binary_cross_entropy_with_logits(head(out), ys)
-
-    step = mg.compile(loss_fn)
-    tracemalloc.start()
-    step(x, target)
-    capture_peak = tracemalloc.get_traced_memory()[1]
-    lstm.zero_grad()
-    head.zero_grad()
-    tracemalloc.reset_peak()
-    start = time.perf_counter()
-    step(x, target)
-    seconds = time.perf_counter() - start
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"impl": "compiled", "T": t, "peak_bytes": peak, "capture_peak_bytes": capture_peak,
-            "max_rss_bytes": max_rss, "seconds_traced": seconds}
 
 
 def measure_loop(iterations):
