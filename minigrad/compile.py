@@ -124,7 +124,7 @@ class Tape(list):
     """Every op call made while ``fn`` runs, in order: ``(op, inputs, output)``, also
     the calls the engine does not record (no input needs a gradient, or ``no_grad()``).
     ``Op.__call__`` hands its calls here while ``thread_state.settings.capture`` is set.
-    ``casts`` maps id(array) to (array, source) for each cast ``ops.cast`` made."""
+    ``casts`` maps id(array) to (array, source) for each cast ``tensor.astype`` made."""
 
     def __init__(self):
         super().__init__()

@@ -70,7 +70,7 @@ def as_input(owner, what, value, dtype):
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{owner}: {what} must be numeric, got an array of dtype "
                          f"{array.dtype}")
-    return Tensor(ops.cast(array, dtype))
+    return Tensor(astype(array, dtype))
 
 
 def uniform(shape, bound, rng=None, dtype=np.float64):

@@ -1169,18 +1169,8 @@ def _lift(x, like):
     array = np.asarray(x)
     number = array.ndim == 0 and not isinstance(x, np.ndarray)
     if like is not None and array.dtype.kind in "biuf" and (number or array.dtype.kind != "f"):
-        array = cast(array, like.data.dtype)
+        array = astype(array, like.data.dtype)
     return Tensor(array)
-
-
-def cast(array, dtype):
-    """``array`` as ``dtype``, itself if it already is. While mg.compile captures a step,
-    the cast is noted, so that the replay casts the argument anew at every call."""
-    result = astype(array, dtype)
-    tape = thread_state.settings.capture
-    if tape is not None and result is not array:
-        tape.casts[id(result)] = (result, array)
-    return result
 
 
 def _operands(a, b):

@@ -51,7 +51,7 @@ class Tensor:
             _refuse_nested_tensors(data)
         array = np.asarray(data)
         if array.dtype.kind in "biu":
-            array = array.astype(np.float64)
+            array = astype(array, np.float64)
         elif array.dtype.kind != "f":
             raise TypeError(f"Tensor needs numeric data, got an array of dtype {array.dtype}")
         self.data = array
@@ -538,14 +538,20 @@ def _refuse_nested_tensors(data):
 def astype(array, dtype, copy=False):
     """``array`` as ``dtype`` (itself if it already is, unless ``copy``). A value too large
     for a narrower dtype (1e6 in float16) becomes inf silently, as an op's overflowing
-    result does: numpy would warn "overflow encountered in cast"."""
+    result does: numpy would warn "overflow encountered in cast". While mg.compile
+    captures a step, each cast is noted, so that its replay casts an argument anew at
+    every call (an integer target, a float64 batch fed to a float32 model)."""
     if not copy and array.dtype == dtype:
         return array
     token = ignore_numpy_errors()
     try:
-        return array.astype(dtype)
+        result = array.astype(dtype)
     finally:
         restore_numpy_errors(token)
+    tape = thread_state.settings.capture
+    if tape is not None:
+        tape.casts[id(result)] = (result, array)
+    return result
 
 
 def as_array(x):

@@ -157,6 +157,22 @@ def test_a_float64_batch_cast_by_a_float32_model_is_read_at_every_call():
         np.testing.assert_allclose(loss.data, expected.data, rtol=1e-5)
 
 
+def test_integer_arguments_cast_to_floats_are_read_at_every_call():
+    """An integer target of a loss, and mg.Tensor(integer array), are casts of the
+    argument: the replay casts it anew, it does not keep the captured values."""
+    rng = np.random.default_rng(11)
+    w = mg.nn.Parameter(rng.standard_normal((3, 1)), name="w")
+
+    def loss(x, bits, counts):
+        logits = x @ w
+        return (mg.nn.binary_cross_entropy_with_logits(logits, bits)
+                + (mg.Tensor(counts) * logits).mean())
+
+    calls = [(rng.standard_normal((4, 3)), rng.integers(0, 2, (4, 1)),
+              rng.integers(0, 5, (4, 1))) for _ in range(3)]
+    eager_and_compiled(loss, [w], calls)
+
+
 # -- training loops ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
