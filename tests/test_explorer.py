@@ -310,6 +310,24 @@ def test_each_step_highlights_the_op_the_engine_ran_and_fills_what_it_filled(bro
     no_console_errors(browser)
 
 
+def test_the_fill_of_each_tensor_is_its_gradient_norm_on_the_drawings_scale(browser, page):
+    """The page colours a node as every other picture would (style.grad_colour)."""
+    from minigrad.viz.style import grad_colour
+    show(browser, "ops")
+    go(browser, len(page.sweep))
+    fills = dict(browser.execute_script(
+        "return [...document.querySelectorAll('.drawing:not([hidden]) g.node.has-grad')]"
+        ".map(g => [g.querySelector('title').textContent,"
+        " g.querySelector('polygon, path, ellipse').getAttribute('fill')]);"))
+    grad_range = page_json(page.path)["range"]
+    assert len(fills) > 20
+    for node, fill in fills.items():
+        tensor = page.order[int(node[1:])]
+        if tensor.op is not None:
+            expected = grad_colour(np.linalg.norm(tensor.grad), grad_range) or "#ffffff"
+            assert fill == expected, node
+
+
 def test_arrow_keys_and_buttons_move_one_step(browser, page):
     from selenium.webdriver.common.keys import Keys
 

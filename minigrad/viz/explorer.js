@@ -32,7 +32,9 @@
   const where = (i) => (T[i].scope ? T[i].scope : "top level");
 
   // -- gradients over time --------------------------------------------------------------
-  // The summary of tensor i's gradient once entry k has run, or null if it has none yet.
+  // The summary of tensor i's gradient once entry k has run, or null if it has none yet;
+  // its "fill" is the colour of its norm on the drawings' scale (and "dark": white text),
+  // worked out once in Python (minigrad/viz/style.py), as for every other picture.
   // A non-leaf's gradient is complete when its op's backward runs; a leaf holds the sum
   // of the contributions it has received so far.
   function gradAt(i, k) {
@@ -44,28 +46,6 @@
       found = a[3];
     }
     return found;
-  }
-
-  function hexRgb(h) {
-    return [1, 3, 5].map((j) => parseInt(h.slice(j, j + 2), 16));
-  }
-  const SCALE = D.scale.map(hexRgb);
-  // The fill for a gradient norm: log10 on the page's range, along the drawing's scale.
-  function gradColour(norm) {
-    norm = num(norm);
-    if (norm === 0) return "#ffffff";
-    let f = 1;
-    const [lo, hi] = D.range;
-    if (isFinite(norm) && hi > lo) f = Math.min(1, Math.max(0, (Math.log10(norm) - lo) / (hi - lo)));
-    const pos = f * (SCALE.length - 1);
-    const j = Math.min(Math.floor(pos), SCALE.length - 2);
-    const w = pos - j;
-    const c = SCALE[j].map((a, m) => Math.round(a + (SCALE[j + 1][m] - a) * w));
-    return "#" + c.map((v) => v.toString(16).padStart(2, "0")).join("");
-  }
-  function isDark(hex) {
-    const [r, g, b] = hexRgb(hex).map((v) => v / 255);
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.45;
   }
 
   // -- the drawings ---------------------------------------------------------------------
@@ -119,23 +99,21 @@
     const entry = k >= 0 ? D.sweep[k] : null;
     for (const [id, list] of view.members) {
       const g = view.nodes.get(id);
-      let norm = null;
+      let largest = null; // the gradient with the largest norm (a NaN wins: it must show)
       for (const i of list) {
         const grad = gradAt(i, k);
-        if (grad !== null && (norm === null || num(grad.norm) > norm || isNaN(num(grad.norm)))) {
-          norm = num(grad.norm);
-        }
+        if (grad !== null && (largest === null || num(grad.norm) > num(largest.norm) ||
+            isNaN(num(grad.norm)))) largest = grad;
       }
-      const fill = norm === null ? "#ffffff" : gradColour(norm);
-      shapeOf(g).setAttribute("fill", fill);
+      shapeOf(g).setAttribute("fill", largest === null ? "#ffffff" : largest.fill);
       for (const text of g.querySelectorAll("text")) {
-        text.setAttribute("fill", norm !== null && isDark(fill) ? "#ffffff" : "#000000");
+        text.setAttribute("fill", largest !== null && largest.dark ? "#ffffff" : "#000000");
       }
-      g.classList.toggle("has-grad", norm !== null);
+      g.classList.toggle("has-grad", largest !== null);
     }
     for (const c of view.carriers) {
       const grad = gradAt(c.i, k);
-      const colour = grad === null ? c.stroke : gradColour(grad.norm);
+      const colour = grad === null ? c.stroke : grad.fill;
       for (const part of c.g.querySelectorAll("path, polygon")) {
         part.setAttribute("stroke", colour);
         if (part.tagName === "polygon") part.setAttribute("fill", colour);

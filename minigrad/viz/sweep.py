@@ -20,7 +20,7 @@ from ..nn import Parameter
 from ..tensor import topological_order
 from ..timesteps import TimeSteps, norm, step_of
 from .labels import shown
-from .style import log_range, tensor_role
+from .style import NO_GRAD_FILL, grad_colour, is_dark, log_range, tensor_role
 
 MAX_CELLS = 24  # heatmaps: at most this many rows and columns of block means
 
@@ -38,7 +38,7 @@ class Arrival(NamedTuple):
     entry: int  # the sweep entry that sent it
     step: Optional[str]  # the time step of that entry's op
     step_norm: object  # norm of the sum of that step's contributions so far
-    so_far: dict  # summary of the leaf's gradient so far (the sum of all arrivals)
+    so_far: dict  # summary of the leaf's gradient so far (the sum of all arrivals), "fill"
     contribution: dict  # summary of this contribution
 
 
@@ -55,7 +55,7 @@ class Record:
     detail: Optional[str]
     value: dict  # summary of its data
     done: Optional[int] = None  # the entry after which its gradient is complete (non-leaf)
-    grad: Optional[dict] = None  # summary of that gradient (non-leaf)
+    grad: Optional[dict] = None  # summary of that gradient, with its "fill" (non-leaf)
     arrivals: list = field(default_factory=list)  # [Arrival] (leaf)
 
     def grad_norm_at(self, k):
@@ -167,6 +167,10 @@ def _summarised(root, order, recorded):
     norms = [e.norm for e in entries]
     norms += [a.so_far["norm"] for rows in arrivals.values() for a in rows]
     grad_range = log_range(n for n in norms if isinstance(n, float)) or (0.0, 0.0)
+    for gradient in [r.grad for r in tensors if r.grad] + [a.so_far for rows in
+                                                          arrivals.values() for a in rows]:
+        gradient["fill"] = grad_colour(finite(gradient["norm"]), grad_range) or NO_GRAD_FILL
+        gradient["dark"] = is_dark(gradient["fill"])  # white text reads better on it
     parameters = [i for i, t in enumerate(order) if isinstance(t, Parameter)] or \
         [i for i, t in enumerate(order) if t.op is None and t.requires_grad]
     return Sweep(order, entries, tensors, parameters, _state_series(root, order, done),
