@@ -89,17 +89,19 @@ class CompiledStep:
 
 def _flatten(args):
     """The arrays and Tensors among ``args`` (nested tuples and lists walked), and the
-    signature key: shape and dtype of each array, the value of everything else."""
-    leaves, key = [], []
+    signature key: shape and dtype of each array, the value of everything else, and
+    which arrays are one and the same (a plan made for ``step(x, x)`` reads one)."""
+    leaves, key, seen = [], [], {}
     stack = [args]
     while stack:
         item = stack.pop()
-        if isinstance(item, Tensor):
+        if isinstance(item, (Tensor, np.ndarray)):
+            same = seen.setdefault(id(_leaf_array(item)), len(leaves))
             leaves.append(item)
-            key.append(("tensor", item.shape, item.dtype.str, item.requires_grad))
-        elif isinstance(item, np.ndarray):
-            leaves.append(item)
-            key.append(("array", item.shape, item.dtype.str))
+            if isinstance(item, Tensor):
+                key.append(("tensor", item.shape, item.dtype.str, item.requires_grad, same))
+            else:
+                key.append(("array", item.shape, item.dtype.str, same))
         elif isinstance(item, (tuple, list)):
             key.append((type(item).__name__, len(item)))
             stack.extend(reversed(item))

@@ -256,6 +256,15 @@ def test_a_new_shape_dtype_or_value_is_captured_anew():
         step(x, [{}])
 
 
+def test_the_same_array_passed_twice_is_a_signature_of_its_own():
+    step = mg.compile(lambda a, b: (mg.Tensor(a) * 2 - mg.Tensor(b)).sum())
+    x, y = np.ones(3), np.zeros(3)
+    assert float(step(x, x)) == 3.0
+    assert float(step(x, y)) == 6.0
+    assert float(step(y, x)) == -3.0
+    assert len(step.plans) == 2
+
+
 def test_a_parameter_array_replaced_is_read_again():
     w = mg.nn.Parameter(np.ones((3, 2)), name="w")
     step = mg.compile(lambda x: (x @ w).sum())
