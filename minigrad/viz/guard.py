@@ -19,7 +19,8 @@ in the ops view, a GRU of about 45, an RNN of about 170 (``models``).
 nodes each view must draw for each ``keep_steps`` (``Census``), and a drawing of n
 nodes measures at least n x n. What may fit is drawn once and measured; each smaller
 ``keep_steps`` is predicted from that measure (it grows like the square of the nodes),
-and the largest one predicted to fit is drawn to confirm it.
+and the largest one predicted to fit is drawn to confirm it (unless the prediction
+is far below the limit and only advice is asked for).
 """
 import sys
 
@@ -38,6 +39,8 @@ LAYOUT_LIMIT = 30_000_000  # the default of ``mg.viz.LAYOUT_LIMIT``, which fit r
 CLUSTER_COST = 4
 KEEP_CHOICES = (16, 8, 4, 2, 1)  # the keep_steps fit tries, largest first
 SLACK = 2  # a prediction is a guess: one up to twice the limit is drawn to find out
+SURE = 32  # ...and one a 32nd of it is advice enough without drawing (the ops and steps
+# views of LSTM, GRU and RNN graphs measure 4 to 22 times the census's node count squared)
 
 
 def layout_size(drawing):
@@ -122,6 +125,9 @@ def fit(root, view="ops", *, keep_steps=None, shrink=False, rankdir=None, order=
     for keep in KEEP_CHOICES:  # largest first; predicted sizes shrink with keep
         if (keep_steps is None or keep < keep_steps) and census.changes(keep) and \
                 not module.KEEP_STEPS_IGNORED and measured.predict(keep) <= SLACK * limit:
+            if not shrink and measured.predict(keep) * SURE <= limit:
+                fits = keep  # advice only, and surely within the limit: nothing to draw
+                break
             _, drawing = measured.size(keep)
             if drawing is not None:
                 if shrink:
