@@ -104,7 +104,7 @@ def run(args):
     samples = {}
     for temperature in dict.fromkeys((args.temperature, 1.0)):
         samples[temperature] = sample(model, vocab, args.sample, temperature, rng["sample"],
-                                      first=text[0])
+                                      after="\n" if "\n" in text else text[0])
         print(f"\nsample at temperature {temperature:g}:\n{samples[temperature]}")
 
     plot = lesson.plot_training(
@@ -224,18 +224,19 @@ def evaluate(model, ids):
         return mg.nn.cross_entropy(logits, streams[:, 1:]).item()
 
 
-def sample(model, vocab, n, temperature, rng, first):
-    """``n`` characters written by the model, starting after ``first``. Each is drawn
-    from softmax(logits / temperature): below 1 the likely characters get likelier
-    (safer text), above 1 the distribution flattens (more surprising text)."""
+def sample(model, vocab, n, temperature, rng, after="\n"):
+    """``n`` characters written by the model after the character ``after`` (a line
+    break: it starts a line, or a poem). Each is drawn from softmax(logits /
+    temperature): below 1 the likely characters get likelier (safer text), above 1 the
+    distribution flattens (more surprising text)."""
     model.eval()
-    ids, state = [vocab.encode(first)[0]], None
+    ids, state = [vocab.encode(after)[0]], None
     with mg.no_grad():
         for _ in range(n):
             logits, state = model(np.array([[ids[-1]]]), state)
             p = mg.softmax(logits[0, -1] / temperature, axis=-1).data.astype(np.float64)
             ids.append(rng.choice(len(p), p=p / p.sum()))
-    return vocab.decode(ids)
+    return vocab.decode(ids[1:])
 
 
 def parse_args(argv=None):
@@ -254,15 +255,15 @@ def parse_args(argv=None):
         help="dropout before the output layer, in training (default 0.2)")
     add("--seq-len", type=lesson.positive_int, default=64,
         help="characters per chunk of truncated BPTT (default 64)")
-    add("--steps", type=lesson.positive_int, default=3000,
-        help="at most this many training steps (default 3000)")
+    add("--steps", type=lesson.positive_int, default=1000,
+        help="at most this many training steps (default 1000)")
     add("--batch-size", type=lesson.positive_int, default=32,
         help="streams read side by side (default 32)")
     add("--lr", type=lesson.positive_float, default=3e-3,
         help="Adam's learning rate (default 0.003)")
-    add("--patience", type=lesson.positive_int, default=3,
+    add("--patience", type=lesson.positive_int, default=2,
         help=f"stop after this many held-out evaluations ({EVAL_EVERY} steps apart) "
-             f"without a new best (default 3)")
+             f"without a new best (default 2)")
     add("--compile", action=argparse.BooleanOptionalAction, default=True,
         help="train with mg.compile (default; --no-compile: the eager engine)")
     add("--temperature", type=lesson.positive_float, default=0.7,

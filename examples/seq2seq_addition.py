@@ -98,7 +98,10 @@ def run(args):
 
         history.log(loss.item())
         if step % EVAL_EVERY == 0 or step == args.steps:
-            history.evals.append((step, evaluate(model, *val, args)["test_accuracy"]))
+            accuracy = evaluate(model, *val, args)["test_accuracy"]
+            if history.evals and accuracy <= max(a for _, a in history.evals):
+                optimizer.lr /= 2  # no better than before: take smaller steps to settle
+            history.evals.append((step, accuracy))
         bar.set_postfix(loss=f"{history.smoothed[-1]:.4f}",
                         validation=f"{history.evals[-1][1]:.3f}" if history.evals else "-",
                         refresh=False)
@@ -137,6 +140,8 @@ def run(args):
                   char_accuracy=result["char_accuracy"],
                   accuracy_by_digits={k: acc for k, (acc, _) in result["by_length"].items()},
                   examples=result["examples"], validation_curve=history.evals, plot=plot)
+    record["graph"] = draw_graph(model, test[0][:2], test[1][:2], args)
+    print(f"the graph of two questions, steps view: {record['graph']}")
     if args.attention:
         record["heatmap"] = draw_attention(model, test[0][:4], test[1][:4], args)
         print(f"attention heatmap: {record['heatmap']}")
@@ -183,6 +188,24 @@ def evaluate(model, a, b, args):
     return dict(test_accuracy=float(right.mean()),
                 char_accuracy=char_right / sum(len(t) + 1 for t in truth),
                 by_length=by_length, examples=examples)
+
+
+def draw_graph(model, a, b, args):
+    """The steps view of the training graph of two questions, with gradient norms: the
+    encoder's chain and the decoder's, joined by the encoder's final state (and, with
+    attention, the encoder's outputs read at every decoder step). Returns the SVG's
+    path, or a note when Graphviz is missing."""
+    question = sums.encode_questions(a, b, args.digits, args.reverse)
+    answer_in, target = sums.encode_answers(a, b, args.digits)
+    loss = mg.nn.cross_entropy(model(question, answer_in), target, ignore_index=sums.IGNORE)
+    loss.backward(retain_grads=True)
+    model.zero_grad()
+    title = f"{a[0]} + {b[0]} and {a[1]} + {b[1]}: encoder and decoder, steps view"
+    try:
+        return mg.viz.render(loss, os.path.join(args.out, "graph.svg"), view="steps",
+                             show_grads=True, title=title)
+    except RuntimeError as err:  # Graphviz's dot is not installed
+        return f"skipped ({str(err).splitlines()[0]})"
 
 
 def draw_attention(model, a, b, args):
