@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from .context import ignore_numpy_errors, restore_numpy_errors
 from .tensor import Tensor, astype
 
 
@@ -57,10 +58,11 @@ def _param_list(owner, params):
 class Optimizer:
     """Shared parts: the parameter list, ``zero_grad`` and the flat state dict.
 
-    Subclasses keep hyperparameters as float attributes listed in ``_hyper`` and state
-    as one array per parameter in ``self.state[name][i]``, plus ``self.steps[i]``, the
-    number of updates parameter ``i`` received (a parameter whose grad is None is
-    skipped and its count stays, as in PyTorch).
+    Subclasses write ``update(i, p)`` for one parameter, keep hyperparameters as float
+    attributes listed in ``_hyper`` and state as one array per parameter in
+    ``self.state[name][i]``, plus ``self.steps[i]``, the number of updates parameter
+    ``i`` received (a parameter whose grad is None is skipped and its count stays, as in
+    PyTorch).
     """
 
     _hyper = ("lr",)
@@ -76,6 +78,23 @@ class Optimizer:
             p.grad = None
 
     def step(self):
+        """Update every parameter that has a gradient (``update``), in place.
+
+        Each update counts as an in-place change of the parameter, so a backward through
+        a graph built before the step refuses rather than using the new values. inf and
+        NaN come out silently, as from any op (a float16 update that overflows).
+        """
+        token = ignore_numpy_errors()
+        try:
+            for i, p in enumerate(self.params):
+                if p.grad is not None:
+                    self.update(i, p)
+                    p._changed_in_place()
+        finally:
+            restore_numpy_errors(token)
+
+    def update(self, i, p):
+        """Update parameter ``p`` (position ``i``) from ``p.grad``."""
         raise NotImplementedError
 
     def state_dict(self):
@@ -148,22 +167,18 @@ class SGD(Optimizer):
         _check_number(owner, "lr", lr, 0.0)
         _check_number(owner, "momentum", momentum, 0.0)
 
-    def step(self):
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            update = p.grad
-            if self.momentum != 0:
-                buf = self.state["momentum_buffer"][i]
-                if self.steps[i] == 0:
-                    np.copyto(buf, update)
-                else:
-                    buf *= self.momentum
-                    buf += update
-                update = buf
-            p.data -= self.lr * update
-            p._changed_in_place()  # a graph that saved p can no longer use it
-            self.steps[i] += 1
+    def update(self, i, p):
+        update = p.grad
+        if self.momentum != 0:
+            buf = self.state["momentum_buffer"][i]
+            if self.steps[i] == 0:
+                np.copyto(buf, update)
+            else:
+                buf *= self.momentum
+                buf += update
+            update = buf
+        p.data -= self.lr * update
+        self.steps[i] += 1
 
     def __repr__(self):
         return f"SGD(lr={self.lr}, momentum={self.momentum}, params={len(self.params)})"
@@ -199,24 +214,20 @@ class Adam(Optimizer):
         _check_number(owner, "betas[1]", beta2, 0.0, 1.0)
         _check_number(owner, "eps", eps, 0.0)
 
-    def step(self):
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            g = p.grad
-            m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
-            self.steps[i] += 1
-            t = int(self.steps[i])
-            m *= self.beta1
-            m += (1 - self.beta1) * g
-            v *= self.beta2
-            v += (1 - self.beta2) * g * g
-            step_size = self.lr / (1 - self.beta1 ** t)
-            denom = np.sqrt(v)
-            denom /= math.sqrt(1 - self.beta2 ** t)
-            denom += self.eps
-            p.data -= step_size * m / denom
-            p._changed_in_place()
+    def update(self, i, p):
+        g = p.grad
+        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
+        self.steps[i] += 1
+        t = int(self.steps[i])
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * g * g
+        step_size = self.lr / (1 - self.beta1 ** t)
+        denom = np.sqrt(v)
+        denom /= math.sqrt(1 - self.beta2 ** t)
+        denom += self.eps
+        p.data -= step_size * m / denom
 
     def __repr__(self):
         return (f"Adam(lr={self.lr}, betas={(self.beta1, self.beta2)}, eps={self.eps}, "

@@ -200,7 +200,18 @@ FLOAT16_OVERFLOWS = {
         {"weight": np.array([[1e6], [1.0]]), "bias": np.array([-1e6])}),
     "setitem": lambda: setitem(f16([1.0, 2.0]), 0, 1e6),
     "in-place": lambda: inplace_add(f16([1.0, 2.0]), 1e6),
+    "sgd step": lambda: optimizer_steps(lambda ps: mg.optim.SGD(ps, lr=1e3, momentum=0.9)),
+    "adam step": lambda: optimizer_steps(lambda ps: mg.optim.Adam(ps, lr=0.1)),
 }
+
+
+def optimizer_steps(make):
+    p = mg.nn.Parameter(np.ones(3, np.float16))
+    opt = make([p])
+    for _ in range(2):
+        p.grad = np.array([1e4, 300.0, 1.0], np.float16)  # g * g overflows float16
+        opt.step()
+    assert p._version == 2
 
 
 def setitem(t, index, value):
