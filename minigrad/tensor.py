@@ -229,6 +229,8 @@ class Tensor:
         gradients, leaf or not, add up across backward calls.
         """
         if not self.requires_grad:
+            if getattr(self.op, "no_graph", None):  # a compiled step's loss
+                raise released_error(self, "run backward through")
             raise RuntimeError(
                 "backward() called on a tensor that does not require grad: no input of "
                 "the computation has requires_grad=True, or it was made under no_grad()")

@@ -381,14 +381,17 @@ def test_check_names_the_op_where_the_graph_changed():
         step(-np.ones((1, 2)))
 
 
-def test_a_compiled_steps_loss_has_no_graph_to_draw():
+def test_a_compiled_steps_loss_has_no_graph_to_draw(tmp_path):
     w = mg.nn.Parameter(np.ones((2, 2)), name="w")
     step = mg.compile(lambda x: (x @ w).sum())
     for _ in range(2):  # the capture's result, then a replay's
         loss = step(np.ones((1, 2)))
         assert float(loss) == 4.0
-        with pytest.raises(RuntimeError, match=r"mg\.compile.*fn\(\.\.\.\)"):
-            mg.viz.graph(loss)
+        for draw in (mg.viz.graph, lambda t: mg.viz.render(t, tmp_path / "g.svg"),
+                     lambda t: mg.viz.explore(t, tmp_path / "g.html"),
+                     lambda t: mg.viz.animate(t, tmp_path / "g.gif"), mg.Tensor.backward):
+            with pytest.raises(RuntimeError, match=r"mg\.compile.*fn\(\.\.\.\)"):
+                draw(loss)
 
 
 def test_bad_functions_get_clear_errors():
