@@ -36,7 +36,7 @@ import minigrad as mg  # noqa: E402
 from minigrad import models  # noqa: E402
 from minigrad.models.data import text as data  # noqa: E402
 
-EVAL_EVERY = 100     # training steps between two looks at the held-out loss
+EVAL_EVERY = 100     # at most this many training steps between two looks at the held-out loss
 HELD_OUT_STREAMS = 16  # the held-out text is read as this many streams side by side
 
 
@@ -131,6 +131,9 @@ def train(model, train_ids, held_ids, args):
     optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
     streams = data.streams(train_ids, args.batch_size)  # (B, L): B rows read in parallel
     B, T, length = args.batch_size, args.seq_len, streams.shape[1]
+    # Look at the held-out loss once per pass over the text (or every EVAL_EVERY steps):
+    # a short text is read many times over, and overfits within a few passes.
+    every = max(1, min(EVAL_EVERY, (length - 1) // T))
     zeros = tuple(mg.Tensor(np.zeros((1, B, args.hidden), np.float32))
                   for _ in model.rnn.state_names)
 
@@ -169,7 +172,7 @@ def train(model, train_ids, held_ids, args):
         optimizer.step()
 
         history.log(loss.item())
-        if step % EVAL_EVERY == 0 or step == args.steps:
+        if step % every == 0 or step == args.steps:
             held_out = evaluate(model, held_ids)
             model.train()
             history.evals.append((step, held_out))
@@ -181,7 +184,7 @@ def train(model, train_ids, held_ids, args):
         bar.update()
         # Early stopping: a small text is soon known by heart, and from then on the
         # held-out loss only rises.
-        if step - best["step"] >= args.patience * EVAL_EVERY:
+        if step - best["step"] >= args.patience * every:
             break
     bar.close()
     return history, best
@@ -262,8 +265,8 @@ def parse_args(argv=None):
     add("--lr", type=lesson.positive_float, default=3e-3,
         help="Adam's learning rate (default 0.003)")
     add("--patience", type=lesson.positive_int, default=2,
-        help=f"stop after this many held-out evaluations ({EVAL_EVERY} steps apart) "
-             f"without a new best (default 2)")
+        help=f"stop after this many held-out evaluations (one per pass over the text, "
+             f"at most {EVAL_EVERY} steps apart) without a new best (default 2)")
     add("--compile", action=argparse.BooleanOptionalAction, default=True,
         help="train with mg.compile (default; --no-compile: the eager engine)")
     add("--temperature", type=lesson.positive_float, default=0.7,
