@@ -452,6 +452,20 @@ def test_any_name_scope_and_title_is_drawn_as_written_in_every_view(seed, tmp_pa
         dot_path.read_bytes().decode("utf-8")  # no UnicodeEncodeError, valid UTF-8
 
 
+@pytest.mark.parametrize("blank", ["\n", "\r", "\r\n \n"])
+def test_a_scope_of_nothing_but_line_breaks_is_shown_escaped_in_every_view(blank):
+    """Drawn as breaks it is an empty label, on which dot 2.43 aborts (rolled view)."""
+    w = mg.nn.Parameter(np.full((2, 2), 0.5), name="w")
+    h = mg.Tensor(np.ones((1, 2)), name="x")
+    with mg.scope(blank):
+        for t in range(3):
+            with mg.scope(f"t{t}"):
+                h = mg.tanh(h @ w)
+    for view in ("ops", "steps", "rolled"):
+        texts = svg_texts(run_dot(mg.viz.graph(h.sum(), view=view).source, "svg"))
+        assert any(text and text.strip().startswith("\\n") for text in texts), (view, texts)
+
+
 def test_a_name_is_drawn_whole_in_its_own_field():
     name = "a\\Gb\x01\\N\ud800\ufffe中😀\\\\"
     w = mg.nn.Parameter(np.ones(2), name=name)

@@ -6,7 +6,7 @@ characters (NUL, ``\\x01`` ... ``\\x1f`` but the newline, DEL and the C1 range),
 surrogates and Unicode noncharacters (U+FFFE, U+FFFF ...) are written as their
 escapes, ``\\x01``, ``\\t``, ``\\ud800``, ``\\ufffe``: ``dot`` stops at some, XML cannot
 hold them, and the rest would draw as nothing. A newline (``\\n``, ``\\r\\n`` or
-``\\r``) is a line break.
+``\\r``) is a line break, unless the text is nothing else (see ``shown``).
 
 ``quoted`` and ``html_text`` then write that text for the two kinds of DOT label.
 Graphviz reads ``\\G``, ``\\N``, ``\\E``, ``\\H``, ``\\T``, ``\\L``, ``\\l``, ``\\n``,
@@ -20,7 +20,7 @@ import re
 # Noncharacters: U+FDD0..U+FDEF and the last two code points of every plane.
 _NONCHARACTERS = "\ufdd0-\ufdef" + "".join(
     chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17))
-_UNSHOWABLE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
+_UNSHOWABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff"
                          + _NONCHARACTERS + "]")
 _NAMED = {"\t": "\\t"}
 
@@ -37,9 +37,11 @@ def _escape_of(match):
 
 def shown(text):
     """``text`` as every picture shows it (module docstring): line breaks as ``\\n``,
-    what cannot be drawn as its escape (``'a\\x01'`` reads ``a\\x01``)."""
-    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
-    return _UNSHOWABLE.sub(_escape_of, text)
+    what cannot be drawn as its escape (``'a\\x01'`` reads ``a\\x01``). A text of
+    nothing but line breaks and spaces shows its line breaks escaped: drawn as breaks it
+    would be an empty label, which also makes dot 2.43 abort laying out a cluster."""
+    text = _UNSHOWABLE.sub(_escape_of, str(text).replace("\r\n", "\n").replace("\r", "\n"))
+    return text.replace("\n", "\\n") if "\n" in text and not text.strip() else text
 
 
 def quoted(text):
