@@ -240,22 +240,17 @@ def _check_directory(f, infos):
     if at != directory_end or entries != count or len(infos) != count:
         raise _Damaged(f"the end record counts {count} members, the directory holds "
                        f"{entries} entries and {len(infos)} were read")
-    expected = 0  # where the next member must start
-    for info in sorted(infos, key=lambda i: i.header_offset):
-        if info.header_offset != expected:
-            raise _Damaged(f"member {info.filename!r} starts at byte {info.header_offset}, "
-                           f"not at {expected} where the one before it ends")
-        local = _record(f, info.header_offset, _LOCAL, offset)
-        expected = info.header_offset + 30 + local[9] + local[10] + info.compress_size
-        if info.flag_bits & 0x08:  # a data descriptor follows the data
-            sizes = [n for n in _DESCRIPTOR_SIZES if expected + n <= offset]
-            later = [i.header_offset for i in infos if i.header_offset >= expected] + [offset]
-            if min(later) - expected not in sizes:
-                raise _Damaged(f"member {info.filename!r} is not followed by its data descriptor")
-            expected = min(later)
-    if expected != offset:
-        raise _Damaged(f"the members end at byte {expected}, but the directory starts at "
-                       f"byte {offset}")
+    ordered = sorted(infos, key=lambda i: i.header_offset)
+    starts = [i.header_offset for i in ordered] + [offset]  # the directory comes last
+    if starts[0] != 0:
+        raise _Damaged(f"the first member starts at byte {starts[0]}, not at 0")
+    for info, start, following in zip(ordered, starts, starts[1:]):
+        local = _record(f, start, _LOCAL, offset)
+        end = start + 30 + local[9] + local[10] + info.compress_size
+        gap = following - end  # a data descriptor may follow the data (flag bit 3)
+        if gap and not (info.flag_bits & 0x08 and gap in _DESCRIPTOR_SIZES):
+            raise _Damaged(f"member {info.filename!r} ends at byte {end}, but what follows "
+                           f"it starts at byte {following}")
 
 
 def _read_member(stream, key, member_size):
