@@ -250,10 +250,6 @@ class Value:
             return np.empty(self.shape, self.dtype)
         return self.how(self.base.probe())
 
-    @property
-    def contiguous(self):
-        return self.probe().flags.c_contiguous
-
     def root(self):
         value = self
         while value.base is not None:
