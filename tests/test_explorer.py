@@ -181,6 +181,28 @@ def test_names_that_look_like_html_cannot_break_the_pages_script(tmp_path):
     assert "<!--" in names and "<script></script>" in names
 
 
+def test_names_the_drawings_cannot_hold_are_shown_escaped_on_the_page(tmp_path):
+    """The page shows a name as every drawing does (labels.shown): its SVGs parse as
+    XML, and the panels' names and the title read like the drawings' labels."""
+    import xml.etree.ElementTree as ET
+    odd = "a\\Gb\x01\ud800\ufffe中"
+    w = mg.nn.Parameter(np.eye(2), name=odd)
+    h = mg.Tensor(np.ones((1, 2)))
+    with mg.scope("l\x02"):
+        for t in range(2):
+            with mg.scope(f"t{t}"):
+                h = mg.tanh(h @ w)
+    path = mg.viz.explore(h.sum(), tmp_path / "page.html", title="t\x03")
+    text = open(path, encoding="utf-8").read()  # no lone surrogate made it into UTF-8
+    for svg in re.findall(r"<svg.*?</svg>", text, re.DOTALL):
+        ET.fromstring(svg)
+    data = page_json(path)
+    shown = "a\\Gb\\x01\\ud800\\ufffe中"
+    assert shown in [t["name"] for t in data["tensors"]]
+    assert "l\\x02/t1" in [t["scope"] for t in data["tensors"]]
+    assert data["title"] == "t\\x03" and "<title>t\\x03</title>" in text
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda loss: (loss, "page.svg"), "must end in .html"),
     (lambda loss: (loss.op.inputs[0], "page.html"), "one-element root"),
