@@ -9,8 +9,8 @@ directory, flushes it to disk and renames it over the target in one step
 (``os.replace``). A crash or an error at any point therefore leaves either the old
 checkpoint or the complete new one, never a half-written file. An error removes the
 temporary file; one left by a killed process is removed by the next save to the same
-path (``atomic.py``). A symbolic link is written through, as ``np.save`` and ``torch.save`` do: the link
-stays, and the file it points to is replaced.
+path (``atomic.py``). A symbolic link is written through, as ``np.save`` and
+``torch.save`` do: the link stays, and the file it points to is replaced.
 
 The file lands exactly at ``path``, whatever its suffix: unlike ``np.savez`` given a file
 name, no ``.npz`` is appended, so ``save(d, p)`` followed by ``load(p)`` always agree.

@@ -154,7 +154,8 @@ def test_the_next_save_removes_the_temporary_of_a_killed_writer(tmp_path):
     try:
         assert writer.stdout.readline() == "writing\n"
         left = temporaries(tmp_path)
-        assert len(left) == 1 and f"-{writer.pid}-" in left[0] and left[0].startswith(".minigrad-")
+        assert len(left) == 1 and left[0].startswith(".minigrad-")
+        assert f"-{writer.pid}-" in left[0]
         # another writer of this target, still running, and one of another target
         tag = left[0].split("-")[1]
         alive = tmp_path / f".minigrad-{tag}-{os.getppid()}-abc.tmp"

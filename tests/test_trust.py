@@ -149,11 +149,13 @@ INF = np.inf
 # (a, b): a ** b, d/da, d/db, as torch.pow(a, b) gives them for tensors a and b
 POWER_EDGES = [
     (-0.0, 0.5, 0.0, INF, 0.0), (-0.0, -0.5, INF, -INF, -INF), (0.0, 0.5, 0.0, INF, 0.0),
-    (0.0, -0.5, INF, -INF, -INF), (-INF, 0.5, INF, 0.0, np.nan), (-INF, -0.5, 0.0, -0.0, np.nan),
+    (0.0, -0.5, INF, -INF, -INF), (-INF, 0.5, INF, 0.0, np.nan),
+    (-INF, -0.5, 0.0, -0.0, np.nan),
     (INF, 0.5, INF, 0.0, INF), (INF, -0.5, 0.0, -0.0, np.nan), (-0.0, 1.5, 0.0, 0.0, 0.0),
     (-INF, 1.5, INF, INF, np.nan), (-0.0, 0.0, 1.0, 0.0, 0.0), (-INF, 0.0, 1.0, 0.0, np.nan),
     (-0.0, 2.0, 0.0, -0.0, 0.0), (-0.0, 3.0, -0.0, 0.0, 0.0), (-0.0, -1.0, -INF, -INF, INF),
-    (-0.0, -2.0, INF, INF, -INF), (-INF, 2.0, INF, -INF, np.nan), (-INF, 3.0, -INF, INF, np.nan),
+    (-0.0, -2.0, INF, INF, -INF), (-INF, 2.0, INF, -INF, np.nan),
+    (-INF, 3.0, -INF, INF, np.nan),
     (-1.0, 0.5, np.nan, np.nan, np.nan), (0.0, INF, 0.0, np.nan, 0.0),
 ]
 
@@ -193,7 +195,8 @@ FLOAT16_OVERFLOWS = {
     "minimum": lambda: mg.minimum(f16([1.0, 2.0]), -1e6),
     "where": lambda: mg.where(np.array([True, False]), f16([1.0, 2.0]), 1e6),
     "backward": lambda: (f16([1.0, 2.0]) * 2).backward(np.array([1e6, 1.0])),
-    "backward mixed dtypes": lambda: (f16([1.0, 2.0]) * np.array([[1e6], [1.0]])).sum().backward(),
+    "backward mixed dtypes":
+        lambda: (f16([1.0, 2.0]) * np.array([[1e6], [1.0]])).sum().backward(),
     "linear": lambda: mg.nn.Linear(2, 1, dtype=np.float16)(np.array([[1e6, 1.0]])),
     "mse_loss target": lambda: mg.nn.mse_loss(f16([1.0, 2.0]), np.array([1e6, 1.0])),
     "load_state_dict": lambda: mg.nn.Linear(2, 1, dtype=np.float16).load_state_dict(
@@ -304,14 +307,14 @@ def test_step_grad_norms_of_a_one_step_lstm_has_every_state(layers):
 def test_clip_and_abs_gradients_at_nan_and_infinite_upstream_are_pytorchs(warnings_are_errors):
     x = mg.Tensor([-5.0, 0.5, 5.0, np.nan], requires_grad=True)
     mg.clip(x, -1.0, 1.0).backward(np.array([np.inf, 2.0, np.nan, 3.0]))
-    assert same_floats(x.grad, [0.0, 2.0, 0.0, 0.0])  # 0 outside (and at NaN), whatever arrives
+    assert same_floats(x.grad, [0.0, 2.0, 0.0, 0.0])  # 0 outside and at NaN, whatever came
     x = mg.Tensor([np.nan, 0.0, -2.0], requires_grad=True)
     mg.abs(x).backward(np.array([1.0, 1.0, 1.0]))
     assert same_floats(x.grad, [0.0, 0.0, -1.0])
 
 
 @pytest.mark.parametrize("model", [LSTM, mg.models.GRU, mg.models.RNN])
-def test_float16_models_load_torch_weights_too_large_as_inf_silently(model, warnings_are_errors):
+def test_float16_models_load_too_large_torch_weights_as_inf(model, warnings_are_errors):
     net = model(2, 3, dtype=np.float16)
     state = {k: np.full(v.shape, 1e6) for k, v in net.torch_state_dict().items()}
     x = mg.Tensor(np.ones((1, 2, 2), np.float16))

@@ -57,7 +57,8 @@ def test_second_backward_after_an_optimizer_step_raises(make):
     opt = make(first.parameters() + second.parameters())
     loss.backward(retain_graph=True)
     opt.step()
-    with pytest.raises(RuntimeError, match="matmul.*'weight'.*version 1, forward saw version 0"):
+    with pytest.raises(RuntimeError, match="matmul.*'weight'.*version 1, forward saw "
+                                           "version 0"):
         loss.backward()
 
 
