@@ -134,7 +134,8 @@ def fit(root, view="ops", *, keep_steps=None, shrink=False, rankdir=None, order=
                     return drawing
                 fits = keep
                 break
-    raise ValueError(_too_big(view, size, limit, fits, bool(census.steps)))
+    raise ValueError(_too_big(view, size, limit, fits, bool(census.steps),
+                              drawn=keep_steps not in measured.bounds))
 
 
 class _Measured:
@@ -145,6 +146,7 @@ class _Measured:
         self.root, self.module, self.census, self.limit = root, module, census, limit
         self.options = options
         self.known = {}
+        self.bounds = set()  # the keep_steps whose size is the census's lower bound
         self.per_node_squared = 1.0  # measure / min_nodes ** 2 of the last drawing
 
     def size(self, keep):
@@ -153,6 +155,7 @@ class _Measured:
         nodes = self.module.min_nodes(self.census, keep)
         if nodes * nodes > self.limit:
             self.known[keep] = nodes * nodes
+            self.bounds.add(keep)
             return nodes * nodes, None
         drawing = self.module.draw(self.root, keep_steps=keep, **self.options)
         drawing.keep_steps = keep
@@ -170,7 +173,7 @@ class _Measured:
         return nodes * nodes * self.per_node_squared
 
 
-def _too_big(view, size, limit, fits, has_steps):
+def _too_big(view, size, limit, fits, has_steps, drawn):
     """The guard's message: what was too big, and what would fit."""
     advice = [f"keep_steps={fits} (draws the first and last {fits} time steps)"] if fits \
         else []
@@ -181,5 +184,5 @@ def _too_big(view, size, limit, fits, has_steps):
                       "mg.viz.LAYOUT_LIMIT = None and render(..., 'x.dot') for the DOT "
                       "text alone")
     return (f"this {view} view is too big for Graphviz to lay out in reasonable time "
-            f"(layout work {size:,} > limit {limit:,}: nodes times nodes, edges and the "
-            f"ranks they span); draw " + " or ".join(advice))
+            f"(layout work {'' if drawn else 'at least '}{size:,} > limit {limit:,}: nodes "
+            f"times nodes, edges and the ranks they span); draw " + " or ".join(advice))
