@@ -67,13 +67,13 @@ def make_candidates(shape, dtype, seed=0):
         loss = step(x, target)
         return loss.item(), [p.grad for p in params]
 
-    def capture():
+    def capture(clock=time.perf_counter):
         """Seconds of a first call (the capture: the engine plus planning)."""
         for p in params:
             p.grad = None
-        start = time.perf_counter()
+        start = clock()
         mg.compile(loss_fn)(x, target)
-        return time.perf_counter() - start
+        return clock() - start
 
     ref = ReferenceLSTM(*(p.data for p in params))
 
@@ -154,17 +154,17 @@ def check_agreement(candidates, dtype):
                                  f"{loss}, largest relative gradient error {max(errors):.2e}")
 
 
-def measure(name, dtype_name, reps, warmup):
+def measure(name, dtype_name, reps, warmup, clock=time.perf_counter):
     """Check, then time every candidate at one shape and dtype; returns a JSON record."""
     shape, target = SHAPES[name]
     candidates, capture = make_candidates(shape, np.dtype(dtype_name))
     check_agreement(candidates, np.dtype(dtype_name))
     load_before = os.getloadavg()[0]
-    times = interleaved(candidates, reps, warmup)
+    times = interleaved(candidates, reps, warmup, clock)
     us = {k: median(v) * 1e6 for k, v in times.items()}
     ratio = us["minigrad"] / us["reference"]
     compiled_ratio = us["compiled"] / us["reference"]
-    capture_us = median([capture() for _ in range(3)]) * 1e6
+    capture_us = median([capture(clock) for _ in range(3)]) * 1e6
     return {"shape": name, "N_T_D_H": shape, "dtype": dtype_name, "reps": reps,
             "median_us": us, "ratio": ratio, "target_ratio": target,
             "meets_target": ratio <= target,
@@ -200,8 +200,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--quick", action="store_true",
                         help="5 reps after 1 warm-up, S1 and S3 unless --shapes: a smoke run")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: time this process's CPU seconds (steadier on a busy "
+                             "machine; the load average is printed either way)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.quick:
         args.reps, args.warmup = 5, 1
     if args.shapes is None:
@@ -215,12 +219,14 @@ def main():
     results = []
     for name in args.shapes:
         for dtype_name in args.dtypes:
-            results.append(measure(name, dtype_name, args.reps, args.warmup))
+            results.append(measure(name, dtype_name, args.reps, args.warmup, clock))
+            results[-1]["clock"] = args.clock
             print(f"  {name} {dtype_name}: " + ", ".join(
                 f"{k} {v:,.0f} µs" for k, v in results[-1]["median_us"].items()), flush=True)
     extra = [k for k in results[0]["median_us"]
              if k not in ("minigrad", "compiled", "reference")]
-    print(f"\nmedian µs per training step, {args.reps} interleaved reps after {args.warmup} "
+    print(f"\nmedian µs ({args.clock} clock) per training step, {args.reps} interleaved "
+          f"reps after {args.warmup} "
           f"warm-up; ratios to the reference; compiled target <= {COMPILED_TARGET}; "
           f"capture in compiled steps; load average before and after")
     print(table(["shape (N, T, D, H)", "dtype", "reference µs", "eager µs", "eager ratio",
