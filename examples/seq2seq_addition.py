@@ -67,8 +67,8 @@ def run(args):
     # 2. The model. float32: half the time of float64 at these sizes, and precise enough
     #    for training (gradcheck, which needs float64, is in the tests).
     model = Seq2Seq(len(sums.ALPHABET), args.hidden, embedding_size=args.embedding,
-                    cell=args.cell,
-                    attention=args.attention, rng=rng["init"], dtype=np.float32)
+                    cell=args.cell, attention=args.attention, rng=rng["init"],
+                    dtype=np.float32)
     optimizer = mg.optim.Adam(model.parameters(), lr=args.lr)
 
     def loss_of(question, answer_in, target):
@@ -139,7 +139,8 @@ def run(args):
                   test_accuracy=result["test_accuracy"],
                   char_accuracy=result["char_accuracy"],
                   accuracy_by_digits={k: acc for k, (acc, _) in result["by_length"].items()},
-                  examples=result["examples"], validation_curve=history.evals, plot=plot)
+                  examples=result["examples"], wrong=result["wrong"],
+                  validation_curve=history.evals, plot=plot)
     record["graph"] = draw_graph(model, test[0][:2], test[1][:2], args)
     print(f"the graph of two questions, steps view: {record['graph']}")
     if args.attention:
@@ -182,12 +183,13 @@ def evaluate(model, a, b, args):
     lengths = np.maximum(np.char.str_len(a.astype(str)), np.char.str_len(b.astype(str)))
     by_length = {str(k): (float(right[lengths == k].mean()), int((lengths == k).sum()))
                  for k in range(1, args.digits + 1) if (lengths == k).any()}
-    examples = [f"{x:>{args.digits}} + {y:>{args.digits}} = {p:<{args.digits + 1}} "
-                + ("✓" if ok else f"✗ (is {t})")
-                for x, y, p, t, ok in list(zip(a, b, predicted, truth, right))[:8]]
+    lines = [f"{x:>{args.digits}} + {y:>{args.digits}} = {p:<{args.digits + 1}} "
+             + ("✓" if ok else f"✗ (is {t})")
+             for x, y, p, t, ok in zip(a, b, predicted, truth, right)]
     return dict(test_accuracy=float(right.mean()),
                 char_accuracy=char_right / sum(len(t) + 1 for t in truth),
-                by_length=by_length, examples=examples)
+                by_length=by_length, examples=lines[:8],
+                wrong=[line for line, ok in zip(lines, right) if not ok][:20])
 
 
 def draw_graph(model, a, b, args):
