@@ -172,7 +172,7 @@ class View(Op):
         # else (a reshape that had to copy, a fancy index) is checked in full.
         if out.base is not None and (out.base is data or out.base is data.base
                                      or np.may_share_memory(out, data)):
-            result._counter = source._counter
+            result._counter = source._shared_counter()
         return result
 
 

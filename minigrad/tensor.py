@@ -21,6 +21,7 @@ _serials = itertools.count()
 # How many in-place changes any tensor has had: backward checks an op's saved versions
 # only if this grew since the op's forward (see ``Op.check_versions``).
 in_place_changes = [0]
+UNCHANGED = (0,)  # the version counter of tensors never changed in place nor viewed
 
 
 class Tensor:
@@ -33,8 +34,10 @@ class Tensor:
     ``step()``), as in PyTorch: an op that saves a value for backward notes it, and
     backward refuses a value changed since. The count lives in a one-element list
     (``_counter``) shared by the tensors that view the same memory (``detach()``, and the
-    outputs of reshape, transpose and slicing), so a change through one is seen by all.
-    Writes straight into ``.data`` are not counted, as in PyTorch.
+    outputs of reshape, transpose and slicing), so a change through one is seen by all;
+    until its first change or view a tensor shares the constant ``UNCHANGED`` instead
+    (no list for each of the many tensors that never get one). Writes straight into
+    ``.data`` are not counted, as in PyTorch.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "scope", "retains_grad",
@@ -43,9 +46,9 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, name=None):
-        self._counter = [0]
+        self._counter = UNCHANGED
         if isinstance(data, Tensor):
-            self._counter = data._counter  # the same memory: the same changes
+            self._counter = data._shared_counter()  # the same memory: the same changes
             data = data.data
         elif isinstance(data, (list, tuple)):
             _refuse_nested_tensors(data)
@@ -75,7 +78,7 @@ class Tensor:
         t.scope = scope
         t.retains_grad = False
         t.serial = next(_serials)
-        t._counter = [0]
+        t._counter = UNCHANGED
         return t
 
     _version = property(lambda self: self._counter[0],
@@ -83,8 +86,15 @@ class Tensor:
 
     def _changed_in_place(self):
         """Count one in-place change (the only place versions grow)."""
-        self._counter[0] += 1
+        self._shared_counter()[0] += 1
         in_place_changes[0] += 1
+
+    def _shared_counter(self):
+        """This tensor's version counter as a list another tensor of the same memory can
+        share (made now if it was still ``UNCHANGED``)."""
+        if self._counter is UNCHANGED:
+            self._counter = [0]
+        return self._counter
 
     # -- array-like attributes ---------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -178,7 +188,7 @@ class Tensor:
         """A Tensor sharing this data (and its in-place changes) but cut from the graph
         (truncated BPTT cuts here)."""
         t = Tensor(self.data, name=self.name)
-        t._counter = self._counter
+        t._counter = self._shared_counter()
         return t
 
     def __reduce_ex__(self, protocol):
@@ -331,7 +341,7 @@ def _rebuild(cls, data, grad, requires_grad, name, scope, retains_grad):
     t.data, t.grad, t.requires_grad, t.name = data, grad, requires_grad, name
     t.op, t.scope, t.retains_grad = None, scope, retains_grad
     t.serial = next(_serials)
-    t._counter = [0]
+    t._counter = UNCHANGED
     return t
 
 
