@@ -297,8 +297,9 @@ def _pow(a, b):
 
 class Power(Elementwise):
     """a ** b, with PyTorch's gradients where the formulas meet 0 * inf: d/da is 0 where
-    b == 0 (also at a == 0), d/db is 0 where a == 0 and b >= 0 (the limit of a**b log a);
-    elsewhere d/db uses log(a), so it is nan for a < 0, as in PyTorch.
+    b == 0 (also at a == 0, and whatever gradient arrives, inf or nan included), d/db is
+    grad * 0 where a == 0 and b >= 0 (the limit of a**b log a); elsewhere d/db uses
+    log(a), so it is nan for a < 0, as in PyTorch.
 
     Values are C's pow (IEEE 754) for every exponent, a number or a tensor, as PyTorch's
     ``torch.pow(a, b)`` with a tensor b: (-0.0) ** 0.5 is +0.0 and (-inf) ** 0.5 is +inf,
@@ -318,7 +319,7 @@ class Power(Elementwise):
         a, b = a.data, b.data
         grad_a = grad_b = None
         if need_a:
-            grad_a = unbroadcast(grad * np.where(b == 0, 0, b * _pow(a, b - 1)), a.shape)
+            grad_a = unbroadcast(np.where(b == 0, 0, grad * b * _pow(a, b - 1)), a.shape)
         if need_b:
             d = np.where((a == 0) & (b >= 0), 0, self.out * np.log(a))
             grad_b = unbroadcast(grad * d, b.shape)

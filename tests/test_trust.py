@@ -323,3 +323,11 @@ def test_float16_models_load_too_large_torch_weights_as_inf(model, warnings_are_
     assert all(np.isinf(p.data).all() for p in net.parameters())
     with pytest.raises(RuntimeError, match="changed in place"):
         out.sum().backward()  # the graph saw the old weights
+
+
+def test_power_gradients_at_an_infinite_or_nan_upstream_are_pytorchs():
+    a = mg.Tensor([2.0, 0.0, 3.0], requires_grad=True)
+    b = mg.Tensor([0.0, 2.0, 1.0], requires_grad=True)
+    (a ** b).backward(np.array([np.nan, np.inf, 1.0]))
+    assert same_floats(a.grad, [0.0, np.nan, 1.0])  # b == 0: 0 whatever arrives
+    assert same_floats(b.grad, [np.nan, np.nan, 3.0 * np.log(3.0)])  # grad * 0
