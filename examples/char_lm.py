@@ -107,12 +107,9 @@ def run(args):
                                       after="\n" if "\n" in text else text[0])
         print(f"\nsample at temperature {temperature:g}:\n{samples[temperature]}")
 
-    plot = lesson.plot_training(
-        os.path.join(args.out, "training.png"),
-        f"character LM on {args.text!r}, {args.cell} {args.hidden}, seed {args.seed}",
-        history.losses, smoothed=history.smoothed, loss_label="nats per character",
-        evals=[(s, v) for s, v in history.evals], accuracy_axis="held-out loss",
-        eval_label="held-out loss") if history.evals else None
+    plot = plot_losses(os.path.join(args.out, "training.png"), history, best, unigram, uniform,
+                       f"character LM on {args.text!r}, {args.cell} {args.hidden}, "
+                       f"seed {args.seed}")
     return dict(task="char_lm", text=args.text, cell=args.cell, hidden=args.hidden,
                 seed=args.seed, compiled=args.compile, lr=args.lr, seq_len=args.seq_len,
                 batch_size=args.batch_size, dropout=args.dropout, vocab=len(vocab), characters=len(text),
@@ -188,6 +185,29 @@ def train(model, train_ids, held_ids, args):
             break
     bar.close()
     return history, best
+
+
+def plot_losses(path, history, best, unigram, uniform, title):
+    """Training and held-out loss against the step, with the two baselines and the
+    step whose weights were kept. Returns ``path``, or None without matplotlib."""
+    try:
+        fig, ax = lesson.figure(figsize=(8, 4.5))
+    except ImportError:
+        return None
+    steps = range(1, len(history) + 1)
+    ax.plot(steps, history.losses, color="tab:blue", alpha=0.3, lw=1)
+    ax.plot(steps, history.smoothed, color="tab:blue", label="training chunks (moving average)")
+    ax.plot(*zip(*history.evals), "o-", color="tab:green", label="held-out text")
+    ax.axhline(unigram, color="gray", ls="--", lw=1, label=f"unigram {unigram:.2f}")
+    ax.axhline(uniform, color="gray", ls=":", lw=1, label=f"uniform {uniform:.2f}")
+    ax.axvline(best["step"], color="tab:green", ls=":", lw=1,
+               label=f"kept: step {best['step']} ({best['loss']:.2f})")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("nats per character")
+    ax.set_ylim(0, uniform * 1.05)
+    ax.set_title(title)
+    ax.legend(loc="lower left")
+    return lesson.save_figure(fig, path)
 
 
 def draw_truncation(model, ids, path, length=4):
