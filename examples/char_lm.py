@@ -139,7 +139,7 @@ def train(model, train_ids, held_ids, args):
         logits, state = model(x, state)                  # logits (B, T, C)
         return (mg.nn.cross_entropy(logits, y), *state)  # y (B, T)
     # mg.compile records the step's graph once and then replays it as plain numpy calls
-    # (the same loss and gradients, faster); --no-compile runs the engine.
+    # (the same loss and gradients, no graph built per step); --no-compile: the engine.
     step_of = mg.compile(chunk_loss) if args.compile else None
 
     history, bar = lesson.History(), lesson.progress(args.steps, "training", args.quiet)

@@ -77,7 +77,7 @@ def run(args):
         logits = model(question, answer_in)                     # (N, D+2, vocab)
         return mg.nn.cross_entropy(logits, target, ignore_index=sums.IGNORE)
     # mg.compile records the step's graph once and then replays it as plain numpy calls
-    # (the same loss and gradients, about twice as fast); --no-compile runs the engine.
+    # (the same loss and gradients, no graph built per step); --no-compile: the engine.
     step_of = mg.compile(loss_of) if args.compile else None
 
     # 3. Training.
