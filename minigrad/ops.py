@@ -30,6 +30,11 @@ def unbroadcast(grad, shape):
     return grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
 
 
+# 1 as a 0-d array of each float dtype: numpy converts a Python 1 at every call, and
+# np.ones() costs more than the sigmoid's arithmetic at small sizes. Never written to.
+_ONES = {np.dtype(t): np.ones((), t) for t in (np.float16, np.float32, np.float64)}
+
+
 def _stable_sigmoid(x):
     """1 / (1 + exp(-x)): where exp(-x) overflows to inf the result is exactly 0, its limit
     (ops run with numpy's overflow warnings off, see ``Op.__call__``). Computed in one
@@ -37,7 +42,9 @@ def _stable_sigmoid(x):
     saves at small sizes), with the very operations of the plain expression, so the
     value is the same bit for bit; Sigmoid's replay runs the same calls."""
     y = as_array(np.negative(x))  # (numpy gives a scalar for a 0-d x)
-    one = np.ones((), y.dtype)
+    one = _ONES.get(y.dtype)
+    if one is None:  # another float dtype (longdouble)
+        one = np.ones((), y.dtype)
     np.exp(y, y)
     np.add(y, one, y)
     np.divide(one, y, y)
