@@ -1071,6 +1071,12 @@ class Softmax(Op):
         return "" if self.axis is None else f"axis={self.axis}"
 
 
+def _kept_shape(shape, axis):
+    """``shape`` reduced over ``axis`` with keepdims (all of it for None)."""
+    return tuple(1 if axis is None or k == axis % len(shape) else n
+                 for k, n in enumerate(shape))
+
+
 class LogSoftmax(Softmax):
     """a - logsumexp(a) along ``axis``, computed from a - max(a): finite for logits of
     any size (where log(softmax(a)) would take the log of an underflowed 0). Keeps its
@@ -1085,6 +1091,26 @@ class LogSoftmax(Softmax):
 
     def backward(self, grad):
         return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
+
+    def replay_forward(self, r):  # the operations of forward, into the output's array
+        (a,), y, axis = r.ins, r.out, self.axis
+        peak, total = r.scratch(_kept_shape(a.shape, axis)), r.scratch(_kept_shape(a.shape, axis))
+        r.call(np.maximum.reduce, a, axis, None, peak, True, -np.inf)
+        r.call(np.subtract, a, peak, y)
+        exp = r.scratch(y.shape)
+        r.call(np.exp, y, exp)
+        r.call(np.add.reduce, exp, axis, None, total, True)
+        r.call(np.log, total, total)
+        r.call(np.subtract, y, total, y)
+
+    def replay_backward(self, r):
+        grad, y, axis = r.grad, r.out, self.axis
+        total = r.scratch(_kept_shape(grad.shape, axis))
+        r.call(np.add.reduce, grad, axis, None, total, True)
+        spread = r.scratch(y.shape)
+        r.call(np.exp, y, spread)
+        r.call(np.multiply, spread, total, spread)
+        r.give(0, np.subtract, grad, spread)
 
 
 class Dropout(Op):
@@ -1145,14 +1171,22 @@ class NLLLoss(Op):
 
     def backward(self, grad):
         a = self.inputs[0].data
+        out = np.empty(a.shape, a.dtype)
+        self._fill(grad, out)
+        return (out,)
+
+    def replay_backward(self, r):  # backward's values, written into the planned array
+        r.give(0, self._fill, r.grad, shape=r.ins[0].shape)
+
+    def _fill(self, grad, out):
+        """Write the gradient into ``out``: -grad / count at each kept target, 0 elsewhere."""
         scale = -grad / self.count
         values = np.broadcast_to(scale, self.target.shape)
         if self.keep is not None:  # (where, not *: with nothing kept, -grad / 0 is inf)
             values = np.where(self.keep, values, 0)
         safe = self.target if self.keep is None else np.where(self.keep, self.target, 0)
-        out = np.zeros(a.shape, a.dtype)
-        np.put_along_axis(out, safe[..., None], values[..., None].astype(a.dtype), axis=-1)
-        return (out,)
+        out[...] = 0
+        np.put_along_axis(out, safe[..., None], values[..., None].astype(out.dtype), axis=-1)
 
     def release(self):
         super().release()

@@ -142,6 +142,21 @@ def test_linear_and_cross_entropy_over_a_sequence_compiled_equal_eager():
     eager_and_compiled(loss, params, calls)
 
 
+def test_cross_entropy_follows_each_calls_padding():
+    rng = np.random.default_rng(12)
+    fc = mg.nn.Linear(3, 5, rng=rng)
+
+    def loss(x, targets):
+        return mg.nn.cross_entropy(fc(x), targets, ignore_index=-1)
+
+    calls = []
+    for ignored in (0, 2, 5, 1):
+        targets = rng.integers(0, 5, (2, 4))
+        targets.flat[:ignored] = -1
+        calls.append((rng.standard_normal((2, 4, 3)), targets))
+    eager_and_compiled(loss, list(fc.parameters()), calls)
+
+
 def test_a_float64_batch_cast_by_a_float32_model_is_read_at_every_call():
     rng = np.random.default_rng(2)
     model = LSTM(2, 3, rng=rng, dtype=np.float32)
