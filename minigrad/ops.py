@@ -1047,6 +1047,12 @@ class Where(Elementwise):
     replay_forward = Op.replay_forward  # (its ufunc is a method reading the condition)
 
 
+def _kept_shape(shape, axis):
+    """``shape`` reduced over ``axis`` with keepdims (all of it for None)."""
+    return tuple(1 if axis is None or k == axis % len(shape) else n
+                 for k, n in enumerate(shape))
+
+
 class Softmax(Op):
     """exp(a) / sum(exp(a)) along ``axis``, computed from a - max(a), so no exp can
     overflow: stable for logits of any size. Keeps its output y: the gradient is
@@ -1067,14 +1073,25 @@ class Softmax(Op):
         y = self.out
         return (y * (grad - (grad * y).sum(axis=self.axis, keepdims=True)),)
 
+    def replay_forward(self, r):  # the operations of forward, into the output's array
+        (a,), y, axis = r.ins, r.out, self.axis
+        peak, total = r.scratch(_kept_shape(a.shape, axis)), r.scratch(_kept_shape(a.shape, axis))
+        r.call(np.maximum.reduce, a, axis, None, peak, True, -np.inf)
+        r.call(np.subtract, a, peak, y)
+        r.call(np.exp, y, y)
+        r.call(np.add.reduce, y, axis, None, total, True)
+        r.call(np.divide, y, total, y)
+
+    def replay_backward(self, r):
+        grad, y, axis = r.grad, r.out, self.axis
+        product, total = r.scratch(y.shape), r.scratch(_kept_shape(y.shape, axis))
+        r.call(np.multiply, grad, y, product)
+        r.call(np.add.reduce, product, axis, None, total, True)
+        r.call(np.subtract, grad, total, product)
+        r.give(0, np.multiply, y, product)
+
     def detail(self):
         return "" if self.axis is None else f"axis={self.axis}"
-
-
-def _kept_shape(shape, axis):
-    """``shape`` reduced over ``axis`` with keepdims (all of it for None)."""
-    return tuple(1 if axis is None or k == axis % len(shape) else n
-                 for k, n in enumerate(shape))
 
 
 class LogSoftmax(Softmax):
