@@ -58,7 +58,13 @@ def compile(fn, *, check=False):  # noqa: A001  (mirrors torch.compile)
 
 
 class CompiledStep:
-    """The callable ``mg.compile`` returns; one plan per argument signature."""
+    """The callable ``mg.compile`` returns; one plan per argument signature.
+
+    A plan keeps the arrays of its step between calls, so only the ``MAX_PLANS`` most
+    recently used are kept (a data set whose batches take many shapes would otherwise
+    keep one step's memory per shape); an older signature is captured again."""
+
+    MAX_PLANS = 8
 
     def __init__(self, fn, check=False):
         self.fn = fn
@@ -74,8 +80,12 @@ class CompiledStep:
             plan = None
         if plan is None:
             result, plan = capture(self.fn, args, leaves, keep_values=self.check)
+            self.plans.pop(key, None)
             self.plans[key] = plan
+            while len(self.plans) > self.MAX_PLANS:
+                del self.plans[next(iter(self.plans))]  # the least recently used
             return result
+        self.plans[key] = self.plans.pop(key)  # now the most recently used
         if self.check:
             return plan.checked_replay(self.fn, args, leaves)
         return plan.replay(leaves)

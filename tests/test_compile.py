@@ -271,6 +271,24 @@ def test_a_new_shape_dtype_or_value_is_captured_anew():
         step(x, [{}])
 
 
+def test_only_the_most_recently_used_plans_are_kept():
+    w = mg.nn.Parameter(np.ones((3, 1)), name="w")
+    captures = []
+
+    def fn(x):  # runs only when a signature is captured
+        captures.append(x.shape)
+        return (x @ w).sum()
+
+    step = mg.compile(fn)
+    for n in range(1, 12):
+        step(np.ones((n, 3)))
+        step(np.ones((1, 3)))  # used again and again: kept
+    assert len(step.plans) == step.MAX_PLANS
+    assert captures == [(n, 3) for n in range(1, 12)]  # (1, 3) never captured again
+    assert float(step(np.ones((2, 3)))) == 6.0  # evicted long ago: captured again
+    assert captures[-1] == (2, 3)
+
+
 def test_the_same_array_passed_twice_is_a_signature_of_its_own():
     step = mg.compile(lambda a, b: (mg.Tensor(a) * 2 - mg.Tensor(b)).sum())
     x, y = np.ones(3), np.zeros(3)
