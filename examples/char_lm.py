@@ -301,6 +301,11 @@ def parse_args(argv=None):
         args.corpus = data.load(args.text)
     except ValueError as err:
         parser.error(f"argument --text: {err}")
+    needed = max(args.batch_size * (args.seq_len + 1), 2 * HELD_OUT_STREAMS) * 10 // 9 + 1
+    if len(args.corpus) < needed:
+        parser.error(f"argument --text: {len(args.corpus):,} characters are too few for "
+                     f"--batch-size {args.batch_size} and --seq-len {args.seq_len} (at least "
+                     f"{needed:,}, a tenth of them held out)")
     return args
 
 
