@@ -233,7 +233,7 @@ def test_char_lm_lesson_runs_reports_and_samples(tmp_path):
     ("char_lm.py", ["--dropout", "1"], "argument --dropout: must be below 1, got 1"),
     ("char_lm.py", ["--text", "README.md", "--batch-size", "99999"],
      "argument --text: {n} characters are too few for --batch-size 99999 and --seq-len 64 "
-     "(at least 7,221,595, a tenth of them held out)"),
+     "(at least 7,222,151, a tenth of them held out)"),
     ("seq2seq_addition.py", ["--digits", "2"], "argument --digits: must be in 3..9, got 2"),
 ])
 def test_bad_flags_give_one_line(script, flags, message):
