@@ -3,9 +3,10 @@ from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
 from .recurrent import Recurrent, RecurrentCell
 from .rnn import RNN, RNNCell
+from .seq2seq import Seq2Seq
 
 __all__ = ["LSTM", "LSTMCell", "GRU", "GRUCell", "RNN", "RNNCell", "Recurrent",
-           "RecurrentCell", "recurrent"]
+           "RecurrentCell", "Seq2Seq", "recurrent"]
 
 _KINDS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
