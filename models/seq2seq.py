@@ -1,11 +1,11 @@
-"""An encoder-decoder (sequence to sequence) from the recurrent modules, with optional
+"""An encoder-decoder (sequence to sequence) from the recurrent cells, with optional
 attention built from primitive ops.
 
 The encoder is an ``LSTMCell`` (or ``GRUCell``, ``RNNCell``) run over the embedded
 question inside ``mg.scope("encoder")``, so its steps are ``encoder/l0/t0``,
 ``encoder/l0/t1``, ... The decoder is a cell of the same kind, started from the
-encoder's final state and run
-one step at a time inside ``decoder/t0``, ``decoder/t1``, ...: step t reads the token
+encoder's final state and run one step at a time inside ``decoder/t0``,
+``decoder/t1``, ...: step t reads the token
 written at step t-1 (the true one in training, "teacher forcing"; its own best guess
 when answering, "greedy decoding"). A drawing of the graph therefore shows two chains,
 the encoder's and the decoder's, joined by the encoder's final state.
@@ -13,7 +13,7 @@ the encoder's and the decoder's, joined by the encoder's final state.
 Attention (Luong, Pham and Manning 2015, "dot" scores) lets every decoder step look
 back at every encoder step instead of only at the final state::
 
-    scores  = enc_out @ h_t          (N, S, H) @ (N, H, 1) -> (N, S): one per question character
+    scores  = enc_out @ h_t          (N, S, H) @ (N, H, 1) -> (N, S): one per character
     weights = softmax(scores)        over the S characters
     context = weights @ enc_out      (N, 1, S) @ (N, S, H) -> (N, H): their weighted sum
     logits  = [h_t, context] @ W + b
