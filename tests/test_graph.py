@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from builders import leaf
 from minigrad.tensor import topological_order
 
-
-def leaf(values, name=None):
-    return mg.Tensor(np.asarray(values, dtype=np.float64), requires_grad=True, name=name)
 
 
 # -- gradients through shared nodes -------------------------------------------------------

@@ -4,10 +4,8 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from builders import leaf
 
-
-def leaf(values, name=None):
-    return mg.Tensor(np.asarray(values, dtype=np.float64), requires_grad=True, name=name)
 
 
 def test_each_in_place_operator_counts_one_version():
