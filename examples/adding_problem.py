@@ -15,7 +15,6 @@ The lesson is this file, top to bottom: the data, the model, the optimizer, the 
 loop, the evaluation. The sequences come from ``models/data/adding.py``; the plumbing
 (flags, progress bar, JSON) in ``lesson.py``. ``--help`` lists every flag.
 """
-import argparse
 import os
 import time
 
@@ -187,9 +186,7 @@ def parse_args(argv=None):
         help="clip the gradient to this norm before every update (default 1)")
     add("--forget-bias", type=float, default=1.0,
         help="LSTM only: initial forget-gate bias (default 1: the cell starts by remembering)")
-    add("--compile", action=argparse.BooleanOptionalAction, default=True,
-        help="replay the training step with mg.compile (default; --no-compile runs the "
-             "engine at every step: same results, slower)")
+    lesson.add_compile_flag(parser)
     add("--target", type=lesson.positive_float, default=0.995,
         help="stop once this fraction of the validation sequences is within 0.04, at two "
              "evaluations in a row (default 0.995)")

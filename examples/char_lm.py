@@ -21,7 +21,6 @@ The lesson is this file, top to bottom; the texts and their helpers are in
 ``models/data/text.py`` (sources in ``models/data/README.md``), the plumbing (flags,
 progress bar, plot, JSON) in ``lesson.py``.
 """
-import argparse
 import math
 import os
 import time
@@ -64,11 +63,9 @@ def detach(state):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with lesson.text_output(args.json):  # --json -: the text to stderr, the JSON to stdout
-        record = run(args)
-    lesson.write_json(args.json, record)
-    return 0
+    """Parse the flags, run the lesson (its text on stdout, or stderr with --json -), then
+    write the JSON record."""
+    return lesson.run_script(parse_args, run, argv)
 
 
 def run(args):
@@ -287,8 +284,7 @@ def parse_args(argv=None):
     add("--patience", type=lesson.positive_int, default=2,
         help=f"stop after this many held-out evaluations (one per pass over the text, "
              f"at most {EVAL_EVERY} steps apart) without a new best (default 2)")
-    add("--compile", action=argparse.BooleanOptionalAction, default=True,
-        help="train with mg.compile (default; --no-compile: the eager engine)")
+    lesson.add_compile_flag(parser)
     add("--temperature", type=lesson.positive_float, default=0.7,
         help="sampling temperature (default 0.7; a sample at 1.0 is printed too)")
     add("--sample", type=lesson.nonnegative_int, default=400,

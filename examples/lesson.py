@@ -166,6 +166,15 @@ def _flag(dest):
     return "--" + dest.replace("_", "-")
 
 
+def add_compile_flag(parser):
+    """``--compile`` / ``--no-compile``, on by default: the long lessons replay their
+    training step with ``mg.compile`` (the same losses and weights, faster)."""
+    parser.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=True,
+        help="replay the training step with mg.compile (default; --no-compile runs the "
+             "engine at every step: same results, slower)")
+
+
 def add_output_flags(parser, out):
     """``--seed``, ``--out DIR`` (default ``out``), ``--json PATH`` and ``--quiet``."""
     add = parser.add_argument

@@ -20,7 +20,6 @@ question length.
 The lesson is this file, top to bottom; the data is ``models/data/sums.py``, the model
 ``models/seq2seq.py``, the plumbing (flags, progress bar, plots, JSON) ``lesson.py``.
 """
-import argparse
 import os
 import time
 
@@ -42,11 +41,9 @@ START = sums.ALPHABET.index(sums.START)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with lesson.text_output(args.json):  # --json -: the text to stderr, the JSON to stdout
-        record = run(args)
-    lesson.write_json(args.json, record)
-    return 0
+    """Parse the flags, run the lesson (its text on stdout, or stderr with --json -), then
+    write the JSON record."""
+    return lesson.run_script(parse_args, run, argv)
 
 
 def run(args):
@@ -255,8 +252,7 @@ def parse_args(argv=None):
     add("--stop-at", type=lesson.positive_float, default=0.995,
         help="stop once this fraction of the validation questions is answered exactly "
              "(default 0.995)")
-    add("--compile", action=argparse.BooleanOptionalAction, default=True,
-        help="train with mg.compile (default; --no-compile: the eager engine)")
+    lesson.add_compile_flag(parser)
     lesson.add_output_flags(parser, out=os.path.join("runs", "seq2seq_addition"))
     return parser.parse_args(argv)
 
