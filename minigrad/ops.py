@@ -1184,7 +1184,7 @@ class NLLLoss(Op):
             picked = picked * self.keep
         self.count = np.asarray(target.size if self.keep is None else self.keep.sum(),
                                 dtype=a.dtype)
-        return -(picked.sum(dtype=a.dtype) / self.count)
+        return 0.0 - picked.sum(dtype=a.dtype) / self.count  # +0.0 for a zero loss, as PyTorch
 
     def backward(self, grad):
         a = self.inputs[0].data

@@ -225,3 +225,10 @@ def test_cross_entropy_is_log_softmax_then_one_nllloss_op_reading_the_target():
 def test_dropout_is_drawn_as_one_op_with_its_p():
     out = Dropout(0.3, rng=0)(mg.Tensor(np.ones(3), requires_grad=True))
     assert out.op.label == "dropout" and repr(out.op) == "<op dropout p=0.3>"
+
+
+def test_cross_entropy_of_a_sure_prediction_is_positive_zero():
+    """PyTorch gives +0.0 for a zero loss; -0.0 would turn 1 / loss into -inf."""
+    logits = mg.Tensor(np.array([[0.0, -1e9]]), requires_grad=True)
+    loss = mg.nn.cross_entropy(logits, np.array([0]))
+    assert loss.item() == 0.0 and not np.signbit(loss.data)
