@@ -1,6 +1,6 @@
 """``mg.compile``: record a training step once, then replay it as a flat list of numpy calls.
 
-The eager engine makes a Tensor and an op object per node, a heap entry per gradient,
+The eager engine makes a Tensor and an op object per node, a pending gradient per node,
 and a fresh array for every output: that bookkeeping is what lets a learner see and draw
 the graph, and at small sizes it costs as much as the arithmetic. A training step builds
 the same graph every time, so ``step = mg.compile(fn)`` pays for it once:

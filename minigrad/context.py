@@ -127,22 +127,30 @@ class enable_grad(_GradMode):  # noqa: N801
     enabled = True
 
 
-@contextlib.contextmanager
-def scope(name):
+class scope(contextlib.ContextDecorator):  # noqa: N801  (used like a function)
     """Tag every Tensor created inside with ``name``; nested scopes join with '/'.
 
     The graph drawer turns each scope into a labelled cluster, which is how an unrolled
-    LSTM shows one box per time step.
+    LSTM shows one box per time step. (A class rather than a generator: a recurrent
+    model enters one per time step, and this costs a third as much.)
     """
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ValueError(f"scope name must be a non-empty string without '/', got {name!r}")
-    settings = thread_state.settings
-    previous = settings.scope
-    settings.scope = f"{previous}/{name}" if previous else name
-    try:
-        yield
-    finally:
-        settings.scope = previous
+
+    __slots__ = ("name", "_previous")
+
+    def __init__(self, name):
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"scope name must be a non-empty string without '/', got {name!r}")
+        self.name = name
+        self._previous = []  # a stack: one instance may be entered again while inside
+
+    def __enter__(self):
+        settings = thread_state.settings
+        previous = settings.scope
+        self._previous.append(previous)
+        settings.scope = f"{previous}/{self.name}" if previous else self.name
+
+    def __exit__(self, *exc_info):
+        thread_state.settings.scope = self._previous.pop()
 
 
 @contextlib.contextmanager
@@ -191,7 +199,8 @@ def record_backward():
 # numpy's floating-point error handling is switched to "ignore" around every op forward and
 # every backward sweep: like PyTorch, ops return inf and NaN without warnings
 # (detect_anomaly() is how to find where they came from). ``ignore_numpy_errors()``
-# returns a token for ``restore_numpy_errors(token)``.
+# returns a token for ``restore_numpy_errors(token)``. An op inside a region that has
+# switched them off already (``numpy_errors_ignored()``, a backward sweep) does not switch.
 try:  # numpy >= 2 keeps the setting in a context variable: setting it directly costs a
     # fifth of entering np.errstate, which matters when every op pays it
     from numpy._core._ufunc_config import _extobj_contextvar as numpy_errors
@@ -207,6 +216,21 @@ except (ImportError, TypeError):  # numpy 1.x, or a numpy whose internals moved
         def reset(previous):
             np.seterr(**previous)
 
+        @staticmethod
+        def get():
+            return None  # never IGNORE: every op switches for itself
+
     numpy_errors, IGNORE = _NumpyErrors(), {"all": "ignore"}
 ignore_numpy_errors = functools.partial(numpy_errors.set, IGNORE)
 restore_numpy_errors = numpy_errors.reset
+
+
+@contextlib.contextmanager
+def numpy_errors_ignored():
+    """Switch numpy's errors off once for a region of many ops (a recurrent model's
+    unrolled loop): each op finds the setting made and does not switch it itself."""
+    token = ignore_numpy_errors()
+    try:
+        yield
+    finally:
+        restore_numpy_errors(token)

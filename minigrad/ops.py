@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .context import thread_state, ignore_numpy_errors, restore_numpy_errors
+from .context import IGNORE, numpy_errors, thread_state
 from .tensor import Tensor, as_array, astype, check_forward, in_place_changes
 
 
@@ -102,7 +102,9 @@ class Op:
         else:
             arrays = [t.data for t in inputs]
             needs = tuple([t.requires_grad for t in inputs])
-        token = ignore_numpy_errors()  # inf and NaN come back silently, as in PyTorch
+        # numpy's errors off (inf and NaN come back silently, as in PyTorch), unless the
+        # region this op runs in switched them off already (``numpy_errors_ignored``)
+        token = None if numpy_errors.get() is IGNORE else numpy_errors.set(IGNORE)
         try:
             out = self.forward(*arrays)
         except ValueError as err:
@@ -113,7 +115,8 @@ class Op:
                                  f"{shapes})") from None
             raise ValueError(f"{self.label}: incompatible shapes {shapes}: {err}") from None
         finally:
-            restore_numpy_errors(token)
+            if token is not None:
+                numpy_errors.reset(token)
         if type(out) is not np.ndarray:  # numpy gives scalars for 0-d results
             out = np.asarray(out)
         if settings.detect_anomaly:
@@ -475,9 +478,10 @@ class Sigmoid(Op):
         return self.out
 
     def backward(self, grad):
-        d = 1 - self.out
-        d *= self.out
-        d *= grad
+        y = self.out
+        d = as_array(np.subtract(_ONES.get(y.dtype, 1), y))  # 1 - y, y (1 - y), times grad
+        np.multiply(d, y, d)
+        np.multiply(d, grad, d)
         return (d,)
 
     def replay_forward(self, r):  # _stable_sigmoid, in place in the output
@@ -506,9 +510,10 @@ class Tanh(Op):
         return self.out
 
     def backward(self, grad):
-        d = as_array(self.out * self.out)  # an array even for 0-d, so out= can write to it
-        np.subtract(1, d, out=d)
-        d *= grad
+        y = self.out
+        d = as_array(np.multiply(y, y))  # an array even for 0-d, so it can be written to
+        np.subtract(_ONES.get(y.dtype, 1), d, d)
+        np.multiply(d, grad, d)
         return (d,)
 
     def replay_forward(self, r):
@@ -766,7 +771,11 @@ class IndexedGrad:
 
     def add_into(self, dense):
         if self.basic:
-            dense[self.index] += self.values
+            region = dense[self.index]  # a view to add into, unless one element was picked
+            if type(region) is np.ndarray:
+                np.add(region, self.values, region)
+            else:
+                dense[self.index] += self.values
         else:  # integer arrays may select a position twice: add every contribution
             np.add.at(dense, self.index, self.values)
         return dense

@@ -8,7 +8,6 @@ Backward frees it sooner: each op lets go of its inputs once its own backward ha
 """
 import itertools
 import operator
-from heapq import heappop, heappush
 
 import numpy as np
 
@@ -38,10 +37,13 @@ class Tensor:
     until its first change or view a tensor shares the constant ``UNCHANGED`` instead
     (no list for each of the many tensors that never get one). Writes straight into
     ``.data`` are not counted, as in PyTorch.
+
+    ``pending`` is where a backward sweep sums this tensor's gradient until its turn
+    (None outside a sweep).
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "op", "scope", "retains_grad",
-                 "serial", "_counter", "__weakref__")
+                 "serial", "_counter", "pending", "__weakref__")
     # Makes ``ndarray + Tensor`` return NotImplemented, so Python calls Tensor.__radd__.
     __array_ufunc__ = None
 
@@ -65,6 +67,7 @@ class Tensor:
         self.scope = thread_state.settings.scope
         self.retains_grad = False
         self.serial = next(_serials)
+        self.pending = None
 
     @classmethod
     def _from_op(cls, data, op, scope):
@@ -79,6 +82,7 @@ class Tensor:
         t.retains_grad = False
         t.serial = next(_serials)
         t._counter = UNCHANGED
+        t.pending = None
         return t
 
     _version = property(lambda self: self._counter[0],
@@ -342,18 +346,20 @@ def _rebuild(cls, data, grad, requires_grad, name, scope, retains_grad):
     t.op, t.scope, t.retains_grad = None, scope, retains_grad
     t.serial = next(_serials)
     t._counter = UNCHANGED
+    t.pending = None
     return t
 
 
-def topological_order(root):
+def topological_order(root, needs_grad=False):
     """Every tensor ``root`` depends on through recorded ops, inputs before users.
 
     An iterative reachability walk (a recursive one overflows Python's stack at about a
     thousand nodes deep), then a sort by creation serial number: an op's inputs are
     always created before its output, so that is a topological order, and the same
-    computation gives the same order on every run. Used by the graph drawer; backward
-    relies on the same serial numbers without walking the graph first. Raises
-    RuntimeError on reaching a graph that backward has released.
+    computation gives the same order on every run. ``needs_grad=True`` walks only
+    through tensors that require grad: the nodes backward visits, in the order it
+    visits them reversed. Used by backward and the graph drawer. Raises RuntimeError on
+    reaching a graph that backward has released.
     """
     found = {id(root): root}
     stack = [root]
@@ -362,10 +368,11 @@ def topological_order(root):
         op = node.op
         if op is None:
             continue
-        if op.inputs is None:
-            raise released_error(node, "walk")
-        for parent in op.inputs:
-            if id(parent) not in found:
+        inputs = op.inputs
+        if inputs is None:
+            raise released_error(node, "backward" if needs_grad else "walk")
+        for parent in inputs:
+            if id(parent) not in found and (parent.requires_grad or not needs_grad):
                 found[id(parent)] = parent
                 stack.append(parent)
     return sorted(found.values(), key=_by_serial)
@@ -391,41 +398,41 @@ def released_error(node, what):
 def backpropagate(root, grad, retain_graph=False, retain_grads=False):
     """Reverse-mode sweep: hand each op its output's gradient, users before inputs.
 
-    A node enters a max-heap keyed by its serial number when it first receives a
-    gradient. Every user of a node was created after it, so by the time the node has the
-    highest serial in the heap, every user on a path from ``root`` has been processed and
-    its gradient is complete: a topological order without sorting the whole graph first.
-    Gradients are popped from ``pending`` as they are consumed, and unless
-    ``retain_graph`` each op is released as soon as its backward has run, so memory is
-    freed during the sweep. Leaves (and retained non-leaves) add the gradient into
-    ``.grad``; ``accumulate`` sums the contributions of a node's several users.
+    One walk of the graph gives its topological order (``topological_order``, through
+    the tensors that need a gradient); the sweep runs it backwards, so every user of a
+    node has sent its contribution before the node's turn comes, and the node's gradient
+    is complete. Each gradient waits on its node (``node.pending``, no dict) and is
+    dropped from there when consumed, and unless ``retain_graph`` each op is released
+    as soon as its backward has run, so memory is freed during the sweep. Leaves (and
+    retained non-leaves) add the gradient into ``.grad``; ``accumulate`` sums the
+    contributions of a node's several users. As with ``.grad`` itself, two sweeps must
+    not run through the same tensors at once (from two threads).
     """
     settings = thread_state.settings
     watched = settings.detect_anomaly or settings.recorder is not None
     changes = in_place_changes[0]
-    pending = {id(root): grad}
+    order = topological_order(root, needs_grad=True)
     owned = set()  # nodes whose pending gradient is a buffer of this sweep's own
-    heap = [(-root.serial, root)]
+    root.pending = grad
     token = ignore_numpy_errors()  # inf and NaN come back silently, as in PyTorch
     try:
-        while heap:
-            node = heappop(heap)[1]
-            key = id(node)
-            grad = pending.pop(key)
+        for node in reversed(order):
+            grad = node.pending
+            if grad is None:  # reached, but every user sent None
+                continue
+            node.pending = None
             if type(grad) is not np.ndarray:  # a lone contribution of a lazy kind: a numpy
                 grad = np.asarray(grad)  # scalar, or a slice's IndexedGrad made dense here
-                owned.add(key)
+                owned.add(node)
             op = node.op
             if op is None or retain_grads or node.retains_grad:
                 if node.grad is not None:
                     node.grad = as_array(node.grad + grad)
                 else:  # never alias an array another node or the caller holds
-                    node.grad = grad if key in owned else grad.copy()
+                    node.grad = grad if node in owned else grad.copy()
                 if op is None:
                     continue
             inputs = op.inputs
-            if inputs is None:
-                raise released_error(node, "backward")
             if op.reads_saved and op.epoch != changes:
                 op.check_versions(node)
             grads = op.backward(grad)
@@ -436,20 +443,20 @@ def backpropagate(root, grad, retain_graph=False, retain_grads=False):
             for parent, parent_grad in zip(inputs, grads):
                 if parent_grad is None or not parent.requires_grad:
                     continue
-                dtype = parent.data.dtype
-                if parent_grad.dtype is not dtype and parent_grad.dtype != dtype:
-                    parent_grad = parent_grad.astype(dtype)  # after a mixed-dtype op
-                if parent_grad.shape != parent.data.shape:
+                data = parent.data
+                if parent_grad.dtype is not data.dtype and parent_grad.dtype != data.dtype:
+                    parent_grad = parent_grad.astype(data.dtype)  # after a mixed-dtype op
+                if parent_grad.shape != data.shape:
                     raise RuntimeError(
                         f"{op.label} backward returned a gradient of shape "
-                        f"{parent_grad.shape} for an input of shape {parent.data.shape}")
-                pkey = id(parent)
-                total = pending.get(pkey)
-                if total is None:
-                    heappush(heap, (-parent.serial, parent))
-                    pending[pkey] = parent_grad
-                else:
-                    pending[pkey] = accumulate(total, parent_grad, pkey, owned)
+                        f"{parent_grad.shape} for an input of shape {data.shape}")
+                total = parent.pending
+                parent.pending = (parent_grad if total is None else
+                                  accumulate(total, parent_grad, parent, owned))
+    except BaseException:
+        for node in order:  # a later sweep must not find this one's gradients
+            node.pending = None
+        raise
     finally:
         restore_numpy_errors(token)
 
@@ -460,13 +467,17 @@ def accumulate(total, grad, key, owned):
     The first contribution is kept as it came, for it may be shared (``add`` returns one
     array for both inputs) or lazy (a slice's ``IndexedGrad``); this, the one place
     contributions are summed, makes a buffer of the sweep's own (``owned``) at the
-    second, and adds into it in place from then on. A sparse ``IndexedGrad`` is added
-    straight into that buffer, never expanded on its own first.
+    second (two dense ones are summed into a new array in one pass), and adds into it in
+    place from then on. A sparse ``IndexedGrad`` is added straight into that buffer,
+    never expanded on its own first.
     """
+    lazy = type(grad) is ops.IndexedGrad
     if key not in owned:
-        total = np.array(total)  # a copy, dense and an ndarray even for numpy's 0-d scalars
         owned.add(key)
-    if type(grad) is ops.IndexedGrad:
+        if not lazy and type(total) is np.ndarray:
+            return total + grad
+        total = np.array(total)  # a copy, dense and an ndarray even for numpy's 0-d scalars
+    if lazy:
         return grad.add_into(total)
     total += grad
     return total

@@ -21,6 +21,7 @@ state tensor after its entry in ``state_names`` so that tools can find it.
 import numpy as np
 
 import minigrad as mg
+from minigrad.context import numpy_errors_ignored
 from minigrad.nn import Module, as_input, copy_into, float_dtype, positive_int
 
 __all__ = ["RecurrentCell", "ConcatLayoutCell", "Recurrent"]
@@ -166,7 +167,7 @@ class Recurrent(Module):
         final = [[] for _ in self.state_names]
         steps = None  # the layer below's h at every step
         for k, cell in enumerate(self.cells()):
-            with mg.scope(f"l{k}"):
+            with mg.scope(f"l{k}"), numpy_errors_ignored():  # once, not at every op
                 if initial is None:
                     state = tuple(mg.Tensor(zeros, name=f"{name}0")
                                   for name in self.state_names)
