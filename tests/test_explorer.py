@@ -163,6 +163,26 @@ def test_one_explore_walks_the_graph_once(tmp_path, monkeypatch):
     assert len(walks) == 1
 
 
+@pytest.mark.parametrize("draw, suffix", [(mg.viz.explore, ".html"), (mg.viz.animate, ".gif")])
+def test_a_graph_too_big_for_any_drawing_is_refused_before_the_sweep_runs(tmp_path,
+                                                                          monkeypatch,
+                                                                          draw, suffix):
+    """Recording the sweep of a 5,000-op chain took seconds before the guard said no:
+    the size is decided first, from the graph's order alone."""
+    from minigrad.viz import animation, explorer
+
+    def no_sweep(*args, **kwargs):
+        raise AssertionError("the sweep was recorded for a graph the guard refuses")
+    for module in (explorer, animation):
+        monkeypatch.setattr(module, "record", no_sweep)
+    y = mg.Tensor(np.ones(3), requires_grad=True, name="x")
+    for _ in range(2500):
+        y = mg.tanh(y) * 1.0001
+    with pytest.raises(ValueError, match="too big for Graphviz"):
+        draw(y.sum(), tmp_path / f"chain{suffix}")
+    assert not (tmp_path / f"chain{suffix}").exists()
+
+
 def test_names_that_look_like_html_cannot_break_the_pages_script(tmp_path):
     """'<!--' then '<script>' inside a script element changes how the parser reads the
     rest of the page (the page's own script was swallowed): no '<' may stand in the data."""

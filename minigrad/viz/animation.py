@@ -24,7 +24,7 @@ from .files import MISSING_DOT, run_dot, write_atomically
 from .guard import VIEWS, fit
 from .labels import shown
 from .style import NO_GRAD_FILL, grad_colour, is_dark, scale_colour
-from .sweep import finite, record
+from .sweep import finite, record, sweep_order
 
 WIDTH = 800  # pixels: the width of a README column
 FONT = "DejaVuSans.ttf"
@@ -57,8 +57,9 @@ def animate(root, path, *, view="steps", parameter=None, title=None, keep_steps=
         raise ValueError(f"view must be one of {', '.join(map(repr, VIEWS))}, got {view!r}")
     if shutil.which("dot") is None:
         raise RuntimeError(MISSING_DOT.format(suffix=".gif"))
-    sweep = record(root, "animate")
-    drawing = fit(root, view, keep_steps=keep_steps, order=sweep.order)
+    order = sweep_order(root, "animate")
+    drawing = fit(root, view, keep_steps=keep_steps, order=order)  # or refuse, before the sweep
+    sweep = record(root, "animate", order)
     picked = _parameter(sweep, parameter)
     fonts = Fonts("".join([shown(title or "")] + [f"{t.name or ''}{t.scope}"
                                                   for t in sweep.tensors]))

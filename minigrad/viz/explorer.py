@@ -25,7 +25,7 @@ from .files import run_dot, write_atomically
 from .guard import VIEWS, fit
 from .labels import shown
 from .style import GRAD_SCALE, ROLES
-from .sweep import record
+from .sweep import record, sweep_order
 
 HERE = pathlib.Path(__file__).parent
 
@@ -41,11 +41,11 @@ def explore(root, path, *, title=None):
     """
     if pathlib.Path(path).suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"explore writes an HTML page: {os.fspath(path)!r} must end in .html")
-    sweep = record(root, "explore")
-    data = page_data(sweep, title)
+    order = sweep_order(root, "explore")
+    fitted = {name: fit(root, name, shrink=True, order=order) for name in VIEWS}  # or refuse
+    data = page_data(record(root, "explore", order), title)
     drawings = {}
-    for name in VIEWS:
-        drawing = fit(root, name, shrink=True, order=sweep.order)
+    for name, drawing in fitted.items():
         drawings[name] = _svg(drawing.digraph, name)
         data["views"][name] = {"tensor": drawing.node_of, "op": drawing.op_node_of,
                                "edges": drawing.state_edges,

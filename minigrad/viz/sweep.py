@@ -93,13 +93,11 @@ class Sweep:
         return step_of(self.order[self.entries[k].tensor].scope)
 
 
-def record(root, caller):
-    """The ``Sweep`` from ``root``, a one-element tensor whose graph is still there.
-
-    The graph is retained, and every tensor's ``.grad`` is put back as it was, so that a
-    picture of the sweep changes nothing an optimizer would see. ``caller`` names the
-    function in error messages.
-    """
+def sweep_order(root, caller):
+    """The topological order of ``root``'s graph, once ``root`` is known to have a sweep:
+    a one-element tensor that requires grad, whose graph is still there. ``caller`` names
+    the function in error messages. (Callers check the drawing's size with this order
+    before ``record`` runs the sweep, which costs far more than the check.)"""
     if root.data.size != 1:
         raise ValueError(f"{caller} needs a one-element root (a loss) to start the backward "
                          f"sweep from, got a tensor of shape {root.shape}")
@@ -107,6 +105,19 @@ def record(root, caller):
     if not root.requires_grad:
         raise ValueError(f"{caller} needs a root that requires grad: nothing in its "
                          "computation has requires_grad=True, so there is no sweep to show")
+    return order
+
+
+def record(root, caller, order=None):
+    """The ``Sweep`` from ``root``, a one-element tensor whose graph is still there
+    (``order``: its ``sweep_order``, when the caller has it already).
+
+    The graph is retained, and every tensor's ``.grad`` is put back as it was, so that a
+    picture of the sweep changes nothing an optimizer would see. ``caller`` names the
+    function in error messages.
+    """
+    if order is None:
+        order = sweep_order(root, caller)
     saved = [t.grad for t in order]
     try:
         for t in order:
