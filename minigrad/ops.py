@@ -754,34 +754,86 @@ def _format_index(index):
 class IndexedGrad:
     """A gradient that is zero except for ``values`` at ``index`` of a ``shape`` array.
 
-    Slicing returns this instead of a mostly-zero array, so the four gate slices of an
-    LSTM step add into one buffer rather than allocating and summing four full ones
-    (``tensor.accumulate`` does the adding). ``np.asarray`` of it gives the dense array.
+    Slicing returns this instead of a mostly-zero array. The slices of one tensor (the
+    four gates of an LSTM step) stay apart (``join``, in ``tensor.accumulate``) until
+    their node's turn in the sweep, when ``np.asarray`` makes the dense gradient in one
+    pass: a single ``np.concatenate`` where they tile the array along one axis, else
+    zeros with each part added in. ``parts`` holds ``(index, values, basic)`` triples.
     """
 
-    __slots__ = ("index", "values", "shape", "basic")
+    __slots__ = ("parts", "shape")
 
     def __init__(self, index, values, shape, basic):
-        self.index, self.values, self.shape, self.basic = index, values, shape, basic
+        self.parts, self.shape = [(index, values, basic)], shape
 
-    dtype = property(lambda self: self.values.dtype)
+    dtype = property(lambda self: self.parts[0][1].dtype)
 
     def astype(self, dtype):
-        return IndexedGrad(self.index, self.values.astype(dtype), self.shape, self.basic)
+        cast = IndexedGrad(None, None, self.shape, True)
+        cast.parts = [(index, values.astype(dtype), basic) for index, values, basic in self.parts]
+        return cast
+
+    def join(self, other):
+        """Take ``other``'s parts too (in place: each slice's backward makes its own)."""
+        self.parts += other.parts
+        return self
 
     def add_into(self, dense):
-        if self.basic:
-            region = dense[self.index]  # a view to add into, unless one element was picked
+        for index, values, basic in self.parts:
+            if not basic:  # integer arrays may select a position twice: add every one
+                np.add.at(dense, index, values)
+                continue
+            region = dense[index]  # a view to add into, unless one element was picked
             if type(region) is np.ndarray:
-                np.add(region, self.values, region)
+                np.add(region, values, region)
             else:
-                dense[self.index] += self.values
-        else:  # integer arrays may select a position twice: add every contribution
-            np.add.at(dense, self.index, self.values)
+                dense[index] += values
         return dense
 
     def __array__(self, dtype=None, copy=None):
-        return self.add_into(np.zeros(self.shape, dtype or self.values.dtype))
+        if dtype is None or dtype == self.dtype:
+            tiled = self._tiled()
+            if tiled is not None:
+                return tiled
+        return self.add_into(np.zeros(self.shape, dtype or self.dtype))
+
+    def _tiled(self):
+        """The parts joined by one ``np.concatenate``, if they are slices that tile the
+        array along one axis (each part whole along the others), else None."""
+        if len(self.parts) < 2:
+            return None
+        shape, axis, spans = self.shape, None, []
+        for index, values, basic in self.parts:
+            if not basic or len(index) != len(shape):
+                return None
+            along = None
+            for i, item in enumerate(index):
+                if type(item) is not slice:
+                    return None
+                start, stop, step = item.indices(shape[i])
+                if step != 1:
+                    return None
+                if start != 0 or stop != shape[i]:
+                    if along is not None:
+                        return None
+                    along, span = i, (start, stop)
+            if along is None or (axis is not None and along != axis):
+                return None
+            axis = along
+            spans.append((span, values))
+        spans.sort(key=_first)
+        end = 0
+        for (start, stop), _ in spans:
+            if start != end:
+                return None
+            end = stop
+        if end != shape[axis]:
+            return None
+        return np.concatenate([values for _, values in spans], axis=axis)
+
+
+def _first(pair):
+    return pair[0]
 
 
 class Slice(View):

@@ -361,10 +361,8 @@ def topological_order(root, needs_grad=False):
     visits them reversed. Used by backward and the graph drawer. Raises RuntimeError on
     reaching a graph that backward has released.
     """
-    found = {id(root): root}
-    stack = [root]
-    while stack:
-        node = stack.pop()
+    order, found = [root], {root}  # (tensors hash by identity)
+    for node in order:  # breadth first: the loop reaches what it appends
         op = node.op
         if op is None:
             continue
@@ -372,10 +370,11 @@ def topological_order(root, needs_grad=False):
         if inputs is None:
             raise released_error(node, "backward" if needs_grad else "walk")
         for parent in inputs:
-            if id(parent) not in found and (parent.requires_grad or not needs_grad):
-                found[id(parent)] = parent
-                stack.append(parent)
-    return sorted(found.values(), key=_by_serial)
+            if parent not in found and (parent.requires_grad or not needs_grad):
+                found.add(parent)
+                order.append(parent)
+    order.sort(key=_by_serial)
+    return order
 
 
 _by_serial = operator.attrgetter("serial")
@@ -472,11 +471,16 @@ def accumulate(total, grad, key, owned):
     never expanded on its own first.
     """
     lazy = type(grad) is ops.IndexedGrad
+    if lazy and type(total) is ops.IndexedGrad:  # slices of one tensor: joined at its turn
+        owned.add(key)  # (each slice's backward makes its own IndexedGrad: never shared)
+        return total.join(grad)
     if key not in owned:
         owned.add(key)
         if not lazy and type(total) is np.ndarray:
             return total + grad
         total = np.array(total)  # a copy, dense and an ndarray even for numpy's 0-d scalars
+    elif type(total) is not np.ndarray:  # joined slices, then a dense contribution
+        total = np.asarray(total)
     if lazy:
         return grad.add_into(total)
     total += grad
