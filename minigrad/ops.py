@@ -25,6 +25,8 @@ def unbroadcast(grad, shape):
     """
     if grad.shape == shape:
         return grad
+    if shape and grad.shape[1:] == shape:  # a bias added to every row: a sum over rows
+        return np.add.reduce(grad, 0)
     extra = grad.ndim - len(shape)
     stretched = tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
     return grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
@@ -737,6 +739,8 @@ _BASIC_INDEX_TYPES = (int, slice, type(None), type(Ellipsis))
 def _is_basic_index(index):
     """Only ints, slices, None and ...: each position is selected at most once."""
     for i in index:
+        if type(i) is slice or type(i) is int:  # the usual case, told apart at once
+            continue
         if not isinstance(i, _BASIC_INDEX_TYPES) or isinstance(i, bool):
             return False
     return True
