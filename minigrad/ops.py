@@ -358,7 +358,8 @@ class Matmul(Op):
         if a.ndim == 1 and b.ndim == 1:  # dot product: grad is a scalar
             return grad * b if need_a else None, grad * a if need_b else None
         if a.ndim == 2 and b.ndim == 2:  # the common case, without the general machinery
-            return grad @ b.T if need_a else None, a.T @ grad if need_b else None
+            return (grad @ b.T if need_a else None,
+                    ProductGrad.of(a, grad) if need_b else None)
         if a.ndim > 2 and b.ndim == 2:  # batch of rows times a weight matrix
             count = math.prod(a.shape[:-1])
             grad_rows = grad.reshape(count, b.shape[1])
@@ -838,6 +839,50 @@ class IndexedGrad:
 
 def _first(pair):
     return pair[0]
+
+
+class ProductGrad:
+    """The gradient ``a.T @ g`` of a matrix product's right operand (a weight), kept as
+    its factors where they are smaller than the product (``of``).
+
+    A weight used at every time step gets one such gradient per step; ``join`` (in
+    ``tensor.accumulate``) collects them, and ``np.asarray`` computes their sum as one
+    product of the stacked factors when the weight's turn comes in the sweep. One large
+    product beats T small ones, each followed by an addition into the weight's gradient,
+    once the weight is large beside the rows of a step (S4 of the LSTM benchmark).
+    ``pairs`` holds the ``(a, g)`` factors.
+    """
+
+    __slots__ = ("pairs", "shape", "dtype")
+
+    @staticmethod
+    def of(a, g):
+        """``a.T @ g``, lazily when its factors (copied once to be stacked) take less than
+        half the room of the product, which each step's addition would pass over twice."""
+        rows, inner, outer = a.shape[0], a.shape[1], g.shape[1]
+        if 2 * rows * (inner + outer) >= inner * outer or a.dtype != g.dtype:
+            return a.T @ g
+        lazy = object.__new__(ProductGrad)
+        lazy.pairs, lazy.shape, lazy.dtype = [(a, g)], (inner, outer), a.dtype
+        return lazy
+
+    def join(self, other):
+        """Take ``other``'s pairs too (in place: each product's backward makes its own)."""
+        self.pairs += other.pairs
+        return self
+
+    def astype(self, dtype):
+        return np.asarray(self).astype(dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        pairs = self.pairs
+        if len(pairs) == 1:
+            a, g = pairs[0]
+            product = a.T @ g
+        else:
+            product = (np.concatenate([a for a, _ in pairs]).T
+                       @ np.concatenate([g for _, g in pairs]))
+        return product if dtype is None else product.astype(dtype, copy=False)
 
 
 class Slice(View):

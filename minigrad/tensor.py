@@ -464,23 +464,28 @@ def accumulate(total, grad, key, owned):
     """Add the contribution ``grad`` to node ``key``'s pending gradient ``total``.
 
     The first contribution is kept as it came, for it may be shared (``add`` returns one
-    array for both inputs) or lazy (a slice's ``IndexedGrad``); this, the one place
-    contributions are summed, makes a buffer of the sweep's own (``owned``) at the
-    second (two dense ones are summed into a new array in one pass), and adds into it in
-    place from then on. A sparse ``IndexedGrad`` is added straight into that buffer,
-    never expanded on its own first.
+    array for both inputs) or lazy (a slice's ``IndexedGrad``, a weight's
+    ``ProductGrad``); this, the one place contributions are summed, makes a buffer of
+    the sweep's own (``owned``) at the second (two dense ones are summed into a new
+    array in one pass), and adds into it in place from then on. Lazy ones of one kind
+    are joined, to be made dense in one pass at the node's turn; a sparse
+    ``IndexedGrad`` is added straight into a dense buffer, never expanded on its own.
     """
-    lazy = type(grad) is ops.IndexedGrad
-    if lazy and type(total) is ops.IndexedGrad:  # slices of one tensor: joined at its turn
-        owned.add(key)  # (each slice's backward makes its own IndexedGrad: never shared)
+    kind, joined = type(grad), (ops.IndexedGrad, ops.ProductGrad)
+    if kind is type(total) and kind in joined:  # slices of one tensor, products with one
+        owned.add(key)  # weight: joined, made dense at its turn (each is the sweep's own)
         return total.join(grad)
+    if type(total) in joined:  # joined ones, then another kind: dense from here on
+        total = np.asarray(total)
+        owned.add(key)
+    if kind is ops.ProductGrad:
+        grad = np.asarray(grad)
+    lazy = kind is ops.IndexedGrad
     if key not in owned:
         owned.add(key)
         if not lazy and type(total) is np.ndarray:
             return total + grad
         total = np.array(total)  # a copy, dense and an ndarray even for numpy's 0-d scalars
-    elif type(total) is not np.ndarray:  # joined slices, then a dense contribution
-        total = np.asarray(total)
     if lazy:
         return grad.add_into(total)
     total += grad
