@@ -83,6 +83,9 @@ class Op:
     reads_input = ()
     reads_output = ()
     reads_saved = False  # set from the two above
+    # True for an op whose backward takes an ``InputProductGrad`` as it is (concat): the
+    # sweep makes every other lazy gradient dense before handing it to ``backward``.
+    takes_input_product = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -358,7 +361,7 @@ class Matmul(Op):
         if a.ndim == 1 and b.ndim == 1:  # dot product: grad is a scalar
             return grad * b if need_a else None, grad * a if need_b else None
         if a.ndim == 2 and b.ndim == 2:  # the common case, without the general machinery
-            return (grad @ b.T if need_a else None,
+            return (InputProductGrad.of(self.inputs[0], grad, b) if need_a else None,
                     ProductGrad.of(a, grad) if need_b else None)
         if a.ndim > 2 and b.ndim == 2:  # batch of rows times a weight matrix
             count = math.prod(a.shape[:-1])
@@ -841,6 +844,37 @@ def _first(pair):
     return pair[0]
 
 
+class InputProductGrad:
+    """The gradient ``g @ b.T`` of a matrix product's left operand, kept as its factors
+    (``of``: only where a concat made that operand) until the operand's turn in the
+    sweep. There the concat's backward computes only the parts that need a gradient
+    (``part``): an LSTM step's [x_t, h_prev] @ W needs h_prev's columns, never x_t's.
+    Anything else makes it dense (``np.asarray``)."""
+
+    __slots__ = ("g", "b", "shape", "dtype")
+
+    @staticmethod
+    def of(operand, g, b):
+        if type(operand.op) is not Concat or g.dtype != b.dtype:
+            return g @ b.T
+        lazy = object.__new__(InputProductGrad)
+        lazy.g, lazy.b, lazy.shape, lazy.dtype = g, b, (g.shape[0], b.shape[0]), g.dtype
+        return lazy
+
+    def part(self, axis, start, stop):
+        """Rows (axis 0) or columns (axis 1) ``start:stop`` of ``g @ b.T``."""
+        if axis == 0:
+            return self.g[start:stop] @ self.b.T
+        return self.g @ self.b[start:stop].T
+
+    def astype(self, dtype):
+        return np.asarray(self).astype(dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        product = self.g @ self.b.T
+        return product if dtype is None else product.astype(dtype, copy=False)
+
+
 class ProductGrad:
     """The gradient ``a.T @ g`` of a matrix product's right operand (a weight), kept as
     its factors where they are smaller than the product (``of``).
@@ -932,10 +966,13 @@ class Slice(View):
 
 class Concat(Op):
     """Joins inputs along an axis (with axis=None: flattened, then joined, as in numpy);
-    the gradient is split back at the same boundaries."""
+    the gradient is split back at the same boundaries. A matrix product's gradient
+    ``g @ b.T`` arrives as its factors (``InputProductGrad``), and only the parts that
+    need a gradient are computed: never the x_t columns of an LSTM step's [x_t, h]."""
 
     __slots__ = ("axis",)
     sequence_operands = True
+    takes_input_product = True
 
     def __init__(self, axis=-1):
         self.axis = axis
@@ -945,13 +982,21 @@ class Concat(Op):
 
     def backward(self, grad):
         flat = self.axis is None
-        axis = 0 if flat else self.axis % grad.ndim
+        product = type(grad) is InputProductGrad and not flat
+        if not product and type(grad) is not np.ndarray:
+            grad = np.asarray(grad)  # another lazy kind
+        axis = 0 if flat else self.axis % len(grad.shape)
         before = (slice(None),) * axis
         grads, start = [], 0
         for t, needs in zip(self.inputs, self.needs_input_grad):
             shape = t.data.shape
             stop = start + (math.prod(shape) if flat else shape[axis])
-            part = grad[before + (slice(start, stop),)] if needs else None
+            if not needs:
+                part = None
+            elif product:
+                part = grad.part(axis, start, stop)
+            else:
+                part = grad[before + (slice(start, stop),)]
             grads.append(part.reshape(shape) if flat and needs else part)
             start = stop
         return grads

@@ -420,10 +420,12 @@ def backpropagate(root, grad, retain_graph=False, retain_grads=False):
             if grad is None:  # reached, but every user sent None
                 continue
             node.pending = None
-            if type(grad) is not np.ndarray:  # a lone contribution of a lazy kind: a numpy
-                grad = np.asarray(grad)  # scalar, or a slice's IndexedGrad made dense here
-                owned.add(node)
             op = node.op
+            if type(grad) is not np.ndarray and (  # a numpy scalar, or a lazy kind (ops.py)
+                    op is None or not op.takes_input_product or type(grad) is not
+                    ops.InputProductGrad or watched or retain_grads or node.retains_grad):
+                grad = np.asarray(grad)  # made dense here (but for the op that can use it)
+                owned.add(node)
             if op is None or retain_grads or node.retains_grad:
                 if node.grad is not None:
                     node.grad = as_array(node.grad + grad)
@@ -475,10 +477,10 @@ def accumulate(total, grad, key, owned):
     if kind is type(total) and kind in joined:  # slices of one tensor, products with one
         owned.add(key)  # weight: joined, made dense at its turn (each is the sweep's own)
         return total.join(grad)
-    if type(total) in joined:  # joined ones, then another kind: dense from here on
+    if type(total) is not np.ndarray:  # joined or lazy, then another: dense from here on
         total = np.asarray(total)
         owned.add(key)
-    if kind is ops.ProductGrad:
+    if kind is ops.ProductGrad or kind is ops.InputProductGrad:
         grad = np.asarray(grad)
     lazy = kind is ops.IndexedGrad
     if key not in owned:

@@ -72,3 +72,38 @@ def test_lazy_gradients_are_recorded_and_checked_dense():
         y.backward()
     np.testing.assert_allclose(w.grad, np.repeat(x.data.sum(0)[:, None], 40, axis=1),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("needs", [(False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("retain", [False, True])
+def test_a_concat_times_a_matrix_sends_each_part_its_rows_or_columns(axis, needs, retain):
+    """concat([x, h]) @ w: the product's gradient reaches the concat as its factors, and
+    only the parts that need a gradient are computed (an LSTM step's x_t never does)."""
+    rng = np.random.default_rng(3)
+    shapes = [(3, 2), (3, 4)] if axis == 1 else [(2, 6), (3, 6)]
+    x, h = (mg.Tensor(rng.standard_normal(s), requires_grad=n) for s, n in zip(shapes, needs))
+    w = mg.nn.Parameter(rng.standard_normal((6, 5)))
+    cat = mg.concat([x, h], axis=axis)
+    g = rng.standard_normal((cat.shape[0], 5))
+    (cat @ w * g).sum().backward(retain_grads=retain)
+    full = g @ w.data.T
+    split = np.split(full, [shapes[0][axis]], axis=axis)
+    for t, part, n in zip((x, h), split, needs):
+        if n:
+            np.testing.assert_allclose(t.grad, part, rtol=1e-12)
+        else:
+            assert t.grad is None
+    if retain:
+        np.testing.assert_allclose(cat.grad, full, rtol=1e-12)
+    np.testing.assert_allclose(w.grad, cat.data.T @ g, rtol=1e-12)
+
+
+def test_a_concat_used_twice_gets_the_product_and_the_other_gradient():
+    rng = np.random.default_rng(4)
+    h = mg.Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    x = mg.Tensor(rng.standard_normal((3, 2)))
+    w = mg.nn.Parameter(rng.standard_normal((6, 5)))
+    cat = mg.concat([x, h], axis=1)
+    ((cat @ w).sum() + (cat * 2.0).sum()).backward()
+    np.testing.assert_allclose(h.grad, (np.ones((3, 5)) @ w.data.T)[:, 2:] + 2.0, rtol=1e-12)
