@@ -96,22 +96,20 @@ class Op:
         settings = thread_state.settings
         if settings.capture is not None:  # mg.compile is recording a step (compile.py)
             return settings.capture.record(self, inputs)
-        # One and two inputs spelled out: on Python 3.11 a comprehension costs more than
-        # all the rest of this method.
-        if len(inputs) == 1:
-            a, = inputs
-            arrays, needs = (a.data,), (a.requires_grad,)
-        elif len(inputs) == 2:
-            a, b = inputs
-            arrays, needs = (a.data, b.data), (a.requires_grad, b.requires_grad)
-        else:
-            arrays = [t.data for t in inputs]
-            needs = tuple([t.requires_grad for t in inputs])
         # numpy's errors off (inf and NaN come back silently, as in PyTorch), unless the
         # region this op runs in switched them off already (``numpy_errors_ignored``)
         token = None if numpy_errors.get() is IGNORE else numpy_errors.set(IGNORE)
         try:
-            out = self.forward(*arrays)
+            # One and two inputs spelled out: on Python 3.11 a comprehension, or a call
+            # with *arrays, costs more than all the rest of this method.
+            if len(inputs) == 1:
+                a = inputs[0]
+                out = self.forward(a.data)
+            elif len(inputs) == 2:
+                a, b = inputs
+                out = self.forward(a.data, b.data)
+            else:
+                out = self.forward(*[t.data for t in inputs])
         except ValueError as err:
             shapes = " and ".join(str(t.shape) for t in inputs)
             if isinstance(err, np.exceptions.AxisError) or "'axis'" in str(err):
@@ -126,14 +124,22 @@ class Op:
             out = np.asarray(out)
         if settings.detect_anomaly:
             check_forward(self, out, inputs, settings.scope)
-        if settings.grad_enabled and True in needs:
-            self.inputs = inputs
-            self.needs_input_grad = needs
-            if self.reads_saved:  # the one place versions are saved (ops of 1 or 2 inputs)
-                self.epoch = in_place_changes[0]
-                first = inputs[0]._counter[0]
-                self.versions = (first,) if len(inputs) == 1 else (first, inputs[1]._counter[0])
-            return Tensor._from_op(out, self, settings.scope)
+        if settings.grad_enabled:
+            if len(inputs) == 1:
+                needs = (a.requires_grad,)
+            elif len(inputs) == 2:
+                needs = (a.requires_grad, b.requires_grad)
+            else:
+                needs = tuple([t.requires_grad for t in inputs])
+            if True in needs:
+                self.inputs = inputs
+                self.needs_input_grad = needs
+                if self.reads_saved:  # the one place versions are saved
+                    self.epoch = in_place_changes[0]
+                    self.versions = (a._counter[0],) if len(inputs) == 1 else (
+                        (a._counter[0], b._counter[0]) if len(inputs) == 2
+                        else tuple([t._counter[0] for t in inputs]))
+                return Tensor._from_op(out, self, settings.scope)
         return Tensor._from_op(out, None, settings.scope)
 
     def check_versions(self, out):
