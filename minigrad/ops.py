@@ -813,37 +813,36 @@ class IndexedGrad:
 
     def _tiled(self):
         """The parts joined by one ``np.concatenate``, if they are slices that tile the
-        array along one axis (each part whole along the others), else None."""
-        if len(self.parts) < 2:
+        array along one axis (each part whole, ``:``, along the others), else None."""
+        parts, shape = self.parts, self.shape
+        if len(parts) < 2:
             return None
-        shape, axis, spans = self.shape, None, []
-        for index, values, basic in self.parts:
+        axis, spans = None, []
+        for index, values, basic in parts:
             if not basic or len(index) != len(shape):
                 return None
-            along = None
+            cut = None
             for i, item in enumerate(index):
                 if type(item) is not slice:
                     return None
-                start, stop, step = item.indices(shape[i])
-                if step != 1:
+                if item.start is None and item.stop is None and item.step is None:
+                    continue  # ':'
+                if cut is not None:
                     return None
-                if start != 0 or stop != shape[i]:
-                    if along is not None:
-                        return None
-                    along, span = i, (start, stop)
-            if along is None or (axis is not None and along != axis):
+                cut, span = i, item.indices(shape[i])
+            if cut is None or span[2] != 1 or (axis is not None and cut != axis):
                 return None
-            axis = along
-            spans.append((span, values))
+            axis = cut
+            spans.append((span[0], span[1], values))
         spans.sort(key=_first)
         end = 0
-        for (start, stop), _ in spans:
+        for start, stop, _ in spans:
             if start != end:
                 return None
             end = stop
         if end != shape[axis]:
             return None
-        return np.concatenate([values for _, values in spans], axis=axis)
+        return np.concatenate([values for _, _, values in spans], axis=axis)
 
 
 def _first(pair):
