@@ -111,12 +111,7 @@ class Op:
             else:
                 out = self.forward(*[t.data for t in inputs])
         except ValueError as err:
-            shapes = " and ".join(str(t.shape) for t in inputs)
-            if isinstance(err, np.exceptions.AxisError) or "'axis'" in str(err):
-                # a bad axis= (out of range, repeated), not a shape mismatch
-                raise ValueError(f"{self.label}: {err} (input shape{'s' * (len(inputs) > 1)} "
-                                 f"{shapes})") from None
-            raise ValueError(f"{self.label}: incompatible shapes {shapes}: {err}") from None
+            raise _forward_error(self, inputs, err) from None
         finally:
             if token is not None:
                 numpy_errors.reset(token)
@@ -187,7 +182,21 @@ class View(Op):
     __slots__ = ()
 
     def __call__(self, source):
-        result = Op.__call__(self, source)
+        settings = thread_state.settings
+        if settings.capture is not None or settings.detect_anomaly or self.reads_saved:
+            result = Op.__call__(self, source)
+        else:  # the usual case spelled out: a view computes no numbers, so numpy's error
+            try:  # state is not switched
+                out = self.forward(source.data)
+            except ValueError as err:
+                raise _forward_error(self, (source,), err) from None
+            if type(out) is not np.ndarray:  # a[2] of a vector: a numpy scalar
+                out = np.asarray(out)
+            if settings.grad_enabled and source.requires_grad:
+                self.inputs, self.needs_input_grad = (source,), (True,)
+                result = Tensor._from_op(out, self, settings.scope)
+            else:
+                result = Tensor._from_op(out, None, settings.scope)
         out, data = result.data, source.data
         # A view's base is the owner of its memory: data, or data's own base. Anything
         # else (a reshape that had to copy, a fancy index) is checked in full.
@@ -195,6 +204,15 @@ class View(Op):
                                      or np.may_share_memory(out, data)):
             result._counter = source._shared_counter()
         return result
+
+
+def _forward_error(op, inputs, err):
+    """The ValueError of a forward that numpy refused, naming the op and the shapes."""
+    shapes = " and ".join(str(t.shape) for t in inputs)
+    if isinstance(err, np.exceptions.AxisError) or "'axis'" in str(err):
+        # a bad axis= (out of range, repeated), not a shape mismatch
+        return ValueError(f"{op.label}: {err} (input shape{'s' * (len(inputs) > 1)} {shapes})")
+    return ValueError(f"{op.label}: incompatible shapes {shapes}: {err}")
 
 
 def _changed_in_place(op, out, role, tensor, saved):
