@@ -116,6 +116,24 @@ def test_a_chinese_title_is_written_with_a_font_that_has_it(tmp_path):
     mg.viz.animate(loss, tmp_path / "sweep.gif", title=title)
 
 
+@pytest.mark.parametrize("text", ["\r\n", "a\rb", "x\x01\ud800y"])
+def test_line_breaks_and_control_characters_in_scopes_names_and_titles(tmp_path, text):
+    """The captions carry the layer's scope and the parameter's name, written by Pillow,
+    which failed on a carriage return ('raqm_layout() failed'); a title of several lines
+    gets a line of room each, above the caption."""
+    h = mg.Tensor(np.ones((1, 2)))
+    w = mg.nn.Parameter(np.eye(2) * 0.5, name=f"w{text}")
+    with mg.scope(text):
+        for t in range(3):
+            with mg.scope(f"t{t}"):
+                h = mg.tanh(h @ w)
+    path = mg.viz.animate(h.sum(), tmp_path / "sweep.gif", title=f"one{text}two")
+    one_line_title = frames(mg.viz.animate(h.sum(), tmp_path / "plain.gif", title="one"))
+    assert len(frames(path)) == 5  # before, the ops after the steps, t2, t1, t0
+    lines = animation.shown(f"one{text}two").count("\n") + 1
+    assert frames(path)[0][0].shape[0] == one_line_title[0][0].shape[0] + 24 * (lines - 1)
+
+
 def test_a_title_no_installed_font_has_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(animation, "_fonts_covering", lambda codes: [])
     _, _, loss = lstm_loss(2, batch=2, x_grad=True, head=True)

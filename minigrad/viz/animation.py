@@ -22,7 +22,7 @@ import subprocess
 
 from .files import MISSING_DOT, run_dot, write_atomically
 from .guard import VIEWS, fit
-from .labels import shown
+from .labels import one_line, shown
 from .style import NO_GRAD_FILL, grad_colour, is_dark, scale_colour
 from .sweep import finite, record, sweep_order
 
@@ -100,7 +100,8 @@ def _moments(sweep):
             text = "Backward starts at the loss" + (" and the ops after the steps" if
                                                     any(e.step for e in entries) else "")
         else:
-            text = f"Backward through {layer + '/' if layer else ''}t{t}: every op of step t{t} done"
+            where = one_line(layer) + "/" if layer else ""
+            text = f"Backward through {where}t{t}: every op of step t{t} done"
         if following is None:
             text = "Backward done: every gradient is complete"
         moments.append((k, text))
@@ -215,13 +216,16 @@ def _frame(picture, sweep, picked, span, caption, title, fonts):
     if picture.width > WIDTH - 20:
         scale = (WIDTH - 20) / picture.width
         picture = picture.resize((WIDTH - 20, round(picture.height * scale)), Image.LANCZOS)
-    head, bars, foot = 58 if title else 34, 150 if picked is not None else 0, 26
+    title = shown(title) if title else None
+    head = 34 + 24 * title.count("\n") + 24 if title else 34  # 24 px a title line
+    bars, foot = 150 if picked is not None else 0, 26
     frame = Image.new("RGB", (WIDTH, head + picture.height + bars + foot), "#ffffff")
     draw = ImageDraw.Draw(frame)
     y = 6
     if title:
-        draw.text((10, y), shown(title), fill="#222222", font=fonts(17, bold=True))
-        y += 24
+        draw.multiline_text((10, y), title, fill="#222222", font=fonts(17, bold=True),
+                            spacing=24 - 17)
+        y += 24 * (title.count("\n") + 1)
     step = f"sweep step {k + 1} of {len(sweep.entries)}" if k >= 0 else "sweep step 0"
     draw.text((WIDTH - 10, 8), step, fill="#666666", font=fonts(13), anchor="ra")
     draw.text((10, y), caption, fill=CURRENT if k >= 0 else "#222222", font=fonts(15))
@@ -263,8 +267,8 @@ def _bars(draw, parameter, span, top, fonts):
     labels = sorted(finals, key=lambda x: (x is None, int(x[1:]) if x else 0))
     total = parameter.arrivals[-1].so_far["norm"] if parameter.arrivals else 0.0
     so_far = latest.so_far["norm"] if latest else 0.0
-    draw.text((10, top), f"{parameter.name}: its gradient is the sum of one contribution "
-              f"per time step", fill="#222222", font=fonts(14, bold=True))
+    draw.text((10, top), f"{one_line(parameter.name)}: its gradient is the sum of one "
+              f"contribution per time step", fill="#222222", font=fonts(14, bold=True))
     draw.text((WIDTH - 10, top), f"|grad| so far {so_far:.3g} of {total:.3g}",
               fill="#444444", font=fonts(13), anchor="ra")
     peak = max([v for v in finals.values() if math.isfinite(v)] or [1.0]) or 1.0

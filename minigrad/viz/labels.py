@@ -44,6 +44,12 @@ def shown(text):
     return text.replace("\n", "\\n") if "\n" in text and not text.strip() else text
 
 
+def one_line(text):
+    """``shown(text)`` with its line breaks written ``\\n``: for a caption that has room
+    for one line."""
+    return shown(text).replace("\n", "\\n")
+
+
 def quoted(text):
     """``text`` as the inside of a quoted DOT label that draws ``shown(text)``."""
     return (shown(text).replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
