@@ -35,6 +35,7 @@ import numpy as np
 
 from . import nn
 from .context import ignore_numpy_errors, restore_numpy_errors, thread_state
+from .ops import broadcast_axes
 from .tensor import Tensor
 
 __all__ = ["compile", "CompiledStep"]
@@ -532,7 +533,7 @@ class Planner:
         shape = t.data.shape
         if np.broadcast_shapes(source.shape, shape) != shape:
             reduced = Value(shape, t.data.dtype, name="summed")
-            self.emit(_sum_to, source, _summed_axes(source.shape, shape), reduced)
+            self.emit(_sum_to, source, broadcast_axes(source.shape, shape), reduced)
             source = reduced
         value, mode = self.target(t)
         if mode == "write":
@@ -560,7 +561,7 @@ class Planner:
                 rows = _stacked_rows(sums[0][2])
                 terms.append((_sum_to, rows, (0,)))
             else:
-                terms.extend((_sum_to, p[2], _summed_axes(p[2].shape, t.data.shape))
+                terms.extend((_sum_to, p[2], broadcast_axes(p[2].shape, t.data.shape))
                              for p in sums)
             for p in parts:
                 if p[0] == "value":
@@ -622,13 +623,6 @@ def _stacked_rows(slot):
     base = slot.base
     return Value((math.prod(base.shape[:-1]), base.shape[-1]), base.dtype, base=base,
                  how=lambda a: a.reshape(-1, a.shape[-1]), name=base.name)
-
-
-def _summed_axes(source_shape, shape):
-    """The axes of ``source_shape`` that broadcasting added or stretched to reach it."""
-    extra = len(source_shape) - len(shape)
-    return tuple(range(extra)) + tuple(k + extra for k, n in enumerate(shape)
-                                       if n == 1 and source_shape[k + extra] != 1)
 
 
 def _sum_to(source, axes, out):

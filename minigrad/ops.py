@@ -27,9 +27,15 @@ def unbroadcast(grad, shape):
         return grad
     if shape and grad.shape[1:] == shape:  # a bias added to every row: a sum over rows
         return np.add.reduce(grad, 0)
-    extra = grad.ndim - len(shape)
-    stretched = tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
-    return grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
+    return grad.sum(axis=broadcast_axes(grad.shape, shape), keepdims=True).reshape(shape)
+
+
+def broadcast_axes(grad_shape, shape):
+    """The axes of ``grad_shape`` that broadcasting prepended or stretched from ``shape``:
+    what a gradient is summed over (by ``unbroadcast``, and by a compiled step's plan)."""
+    extra = len(grad_shape) - len(shape)
+    return tuple(range(extra)) + tuple(i + extra for i, n in enumerate(shape)
+                                       if n == 1 and grad_shape[i + extra] != 1)
 
 
 # 1 as a 0-d array of each float dtype: numpy converts a Python 1 at every call, and
