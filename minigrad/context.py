@@ -4,9 +4,11 @@ and a backward recorder.
 They live on one thread-local object and are changed only through context managers that
 restore the previous value on exit, so an exception inside a block can never leave
 gradient recording switched off or a scope half-open. (The rest of minigrad's global state
-is process-wide and not switched: the tensors' serial counter in ``tensor.py``, the
-default random generator of ``nn``, the malloc setting of ``keep_freed_memory``, and
-``mg.viz.LAYOUT_LIMIT``, the size of drawing the guard lets ``dot`` lay out.)
+is process-wide and not switched: the tensors' serial counter and the count of in-place
+changes in ``tensor.py``, the default random generator of ``nn`` and its count of
+replaced parameters (which tells ``mg.compile`` a plan is stale), the malloc setting of
+``keep_freed_memory``, and ``mg.viz.LAYOUT_LIMIT``, the size of drawing the guard lets
+``dot`` lay out.)
 """
 import collections
 import contextlib
