@@ -109,6 +109,29 @@ def test_every_relative_link_leads_to_a_file(page):
     assert missing == [], f"{page.name} links to missing files: {missing}"
 
 
+def heading_anchors(page):
+    """The anchors GitHub gives the page's headings: lower case, punctuation dropped,
+    spaces as hyphens."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+@pytest.mark.parametrize("page", LINKED_PAGES, ids=lambda p: p.name)
+def test_every_link_into_a_section_names_a_heading_of_its_page(page):
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    targets = re.findall(r"\]\(([^)\s:]+\.md)#([^)\s]+)\)", text)
+    missing = [f"{path}#{anchor}" for path, anchor in targets
+               if anchor not in heading_anchors(page.parent / path)]
+    assert missing == [], f"{page.name} links to sections that do not exist: {missing}"
+
+
+def test_a_heading_gets_the_anchor_github_gives_it(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Speed at a glance\n\n## `mg.compile`: capture, plan\n", encoding="utf-8")
+    assert heading_anchors(page) == {"speed-at-a-glance", "mgcompile-capture-plan"}
+
+
 def test_the_english_and_chinese_front_pages_link_to_each_other():
     assert "README.zh-CN.md" in relative_links(ROOT / "README.md")
     assert "README.md" in relative_links(ROOT / "README.zh-CN.md")
