@@ -37,13 +37,12 @@ class Adder(mg.nn.Module):
 
     def __init__(self, kind, hidden, *, forget_bias=0.0, rng=None):
         options = {"forget_bias": forget_bias} if kind == "lstm" else {}
-        self.kind = kind
         self.rnn = models.recurrent(kind, 2, hidden, rng=rng, **options)
         self.head = mg.nn.Linear(hidden, 1, rng=rng)
 
     def forward(self, x):
         _, state = self.rnn(x)          # the state after the last step; an LSTM's is (h, c)
-        h_n = state[0] if self.kind == "lstm" else state   # (layers, N, H)
+        h_n = state[0] if isinstance(self.rnn, models.LSTM) else state   # (layers, N, H)
         return self.head(h_n[-1])       # (N, 1): the answer, read from the top layer's h
 
 

@@ -74,6 +74,19 @@ def test_sample_rejects_bad_sizes(n, length, match):
         sample(n, length, np.random.default_rng(0))
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_the_adding_model_answers_from_the_top_layers_last_h(kind):
+    """Adder reads the final state h_n[-1]: the last step of the output, not an LSTM's
+    cell state c_n, which has the same shape."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    from adding_problem import Adder
+    model = Adder(kind, 5, forget_bias=1.0 if kind == "lstm" else 0.0,
+                  rng=np.random.default_rng(0))
+    x, _ = sample(3, 6, np.random.default_rng(1))
+    out, _ = model.rnn(x)
+    np.testing.assert_array_equal(model(x).data, model.head(out[:, -1]).data)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_a_short_training_run_beats_the_baseline(kind):
     """T = 10, 300 steps: the held-out MSE falls to a tenth of 1/6, where the
