@@ -93,12 +93,22 @@ def test_every_check_has_its_block():
     assert set(CHECKS) <= {(page.name, heading) for page, heading, _ in BLOCKS}
 
 
-def relative_links(page):
-    """Targets of the page's Markdown links and images that are paths, not URLs."""
-    text = FENCE.sub("", page.read_text(encoding="utf-8"))  # code is not a link
-    targets = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", text)
-    return [t.split("#")[0] for t in targets
+def prose(page):
+    """The page's text without its code blocks: code is not a link or a heading."""
+    return FENCE.sub("", page.read_text(encoding="utf-8"))
+
+
+def relative_targets(page):
+    """The page's Markdown links and images that are paths, not URLs, as (path, section)
+    pairs; section is "" where the link names none."""
+    targets = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", prose(page))
+    return [tuple(t.split("#", 1)) if "#" in t else (t, "") for t in targets
             if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+def relative_links(page):
+    """The paths the page's relative links and images lead to."""
+    return [path for path, _ in relative_targets(page)]
 
 
 @pytest.mark.parametrize("page", LINKED_PAGES, ids=lambda p: p.name)
@@ -112,17 +122,15 @@ def test_every_relative_link_leads_to_a_file(page):
 def heading_anchors(page):
     """The anchors GitHub gives the page's headings: lower case, punctuation dropped,
     spaces as hyphens."""
-    text = FENCE.sub("", page.read_text(encoding="utf-8"))
     return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-            for heading in re.findall(r"^#+ (.+)$", text, re.M)}
+            for heading in re.findall(r"^#+ (.+)$", prose(page), re.M)}
 
 
 @pytest.mark.parametrize("page", LINKED_PAGES, ids=lambda p: p.name)
 def test_every_link_into_a_section_names_a_heading_of_its_page(page):
-    text = FENCE.sub("", page.read_text(encoding="utf-8"))
-    targets = re.findall(r"\]\(([^)\s:]+\.md)#([^)\s]+)\)", text)
-    missing = [f"{path}#{anchor}" for path, anchor in targets
-               if anchor not in heading_anchors(page.parent / path)]
+    missing = [f"{path}#{section}" for path, section in relative_targets(page)
+               if section and path.endswith(".md")
+               and section not in heading_anchors(page.parent / path)]
     assert missing == [], f"{page.name} links to sections that do not exist: {missing}"
 
 
